@@ -1,0 +1,156 @@
+//! The acceptor: votes and prepares from other replicas.
+//!
+//! Rules (docs/protocol.md §Acceptor): a vote or prepare below the promised ballot is
+//! refused; an accepted vote is persisted before its VoteAccepted leaves; a promise is
+//! persisted before its PrepareAccepted leaves; one value per (decree, ballot) — a second,
+//! different value is rejected. Votes beyond `passed + window` are not accepted; a replica
+//! that misses chosen decrees fetches them from the primary's journal.
+
+use super::io::Record;
+use super::learner::Learning;
+use super::message::{Body, Vote};
+use super::replica::{Replica, Role};
+use super::types::{Ballot, Decree, InvalidInput, MemberId};
+use std::sync::Arc;
+
+impl Replica {
+    pub(super) fn on_vote(&mut self, from: MemberId, vote: Arc<Vote>) -> Result<(), InvalidInput> {
+        if vote.passed >= vote.decree {
+            return Err(InvalidInput::BadWatermark { decree: vote.decree, passed: vote.passed });
+        }
+        if vote.ballot.member != from {
+            return Err(InvalidInput::BadPromise("vote ballot names another member"));
+        }
+        let limit = vote.passed.plus(self.config.window);
+        if vote.decree > limit {
+            return Err(InvalidInput::DecreeFromTheFuture { decree: vote.decree, limit });
+        }
+        if matches!(self.role, Role::Initializing(_)) {
+            // Legacy caches these; we rely on the primary re-sending unacknowledged votes.
+            return Ok(());
+        }
+        if vote.ballot < self.max_ballot {
+            self.refuse(from);
+            return Ok(());
+        }
+        self.observe_ballot(&vote.ballot);
+        debug_assert!(matches!(self.role, Role::Secondary), "a higher ballot demotes");
+        self.last_vote_at = Some(self.now);
+        self.next_election = self.now + self.election_delay();
+        if vote.relinquish {
+            self.force_reelection = true;
+        }
+        if vote.passed > self.primary_passed.0 || vote.ballot != self.primary_passed.1 {
+            self.primary_passed = (vote.passed, vote.ballot.clone());
+        }
+        self.advance_passed();
+        let decree = vote.decree;
+        let ballot = vote.ballot.clone();
+        if decree > self.passed.plus(self.config.window) {
+            // Chosen decrees below it are missing here; the fetch below brings them.
+        } else if decree <= self.passed {
+            // Already chosen here. Accept it again so a new primary finishing its
+            // re-proposals can count us; the value is the chosen one (Paxos).
+            let token = self.persist(Record::Vote(vote));
+            self.ack(token, from.clone(), decree, ballot);
+        } else {
+            self.accept(from.clone(), vote)?;
+        }
+        self.fetch_if_behind(from);
+        Ok(())
+    }
+
+    /// Logs `vote` (the highest ballot for its decree) and acknowledges it once durable.
+    fn accept(&mut self, from: MemberId, vote: Arc<Vote>) -> Result<(), InvalidInput> {
+        let (decree, ballot) = (vote.decree, vote.ballot.clone());
+        if let Some(held) = self.log.get(&decree) {
+            if held.ballot == ballot {
+                if held.value_digest() != vote.value_digest() {
+                    return Err(InvalidInput::ConflictingVote { decree, ballot });
+                }
+                // A re-sent vote: acknowledge again once everything issued is durable.
+                let token = self.gate.issued;
+                self.ack(token, from, decree, ballot);
+                return Ok(());
+            }
+            assert!(held.ballot < ballot, "held ballot above the promise");
+        }
+        self.log.insert(decree, Arc::clone(&vote));
+        let token = self.persist(Record::Vote(vote));
+        self.ack(token, from, decree, ballot);
+        self.advance_passed();
+        Ok(())
+    }
+
+    fn ack(&mut self, token: super::io::Token, to: MemberId, decree: Decree, ballot: Ballot) {
+        if self.accept_messages {
+            let payload = self.vote_payload;
+            self.send_after(token, to, Body::VoteAccepted { decree, ballot, payload });
+        }
+    }
+
+    /// Passes held votes covered by the primary's watermark: a vote at `d ≤ watermark`
+    /// accepted under the watermark's own ballot holds the chosen value.
+    pub(super) fn advance_passed(&mut self) {
+        let watermark = self.primary_passed.0;
+        while self.passed < watermark {
+            let next = self.passed.next();
+            match self.log.get(&next) {
+                Some(v) if v.ballot == self.primary_passed.1 => {
+                    let vote = Arc::clone(v);
+                    self.pass(vote, None);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Starts a fetch from `from` when its watermark shows chosen decrees we lack.
+    pub(super) fn fetch_if_behind(&mut self, from: MemberId) {
+        if self.primary_passed.0 > self.passed && self.learning.is_none() {
+            self.learning = Some(Learning::start(from, self.passed.next(), self));
+        }
+    }
+
+    /// NotAccepted showing our latest decree, passed watermark and promise.
+    pub(super) fn refuse(&mut self, to: MemberId) {
+        let (decree, _) = self.max_accepted();
+        let body = Body::NotAccepted { decree, passed: self.passed, ballot: self.max_ballot.clone() };
+        self.send(to, body);
+    }
+
+    pub(super) fn on_prepare(
+        &mut self,
+        from: MemberId,
+        decree: Decree,
+        passed: Decree,
+        ballot: Ballot,
+    ) -> Result<(), InvalidInput> {
+        if ballot.member != from {
+            return Err(InvalidInput::BadPromise("prepare ballot names another member"));
+        }
+        if ballot < self.max_ballot {
+            self.refuse(from);
+            return Ok(());
+        }
+        if matches!(self.role, Role::Initializing(_)) {
+            return Ok(()); // legacy: ignored without reply while Initializing
+        }
+        if passed < self.passed {
+            // The candidate misses decrees we know chosen: it must learn before leading.
+            self.refuse(from);
+            return Ok(());
+        }
+        let token = if ballot == self.max_ballot {
+            self.gate.issued // a re-sent prepare: answer again once our promise is durable
+        } else {
+            self.observe_ballot(&ballot);
+            self.persist(Record::Promise(ballot.clone()))
+        };
+        if self.accept_messages {
+            let votes = self.log.range(passed.next()..).map(|(_, v)| Arc::clone(v)).collect();
+            self.send_after(token, from, Body::PrepareAccepted { decree, ballot, votes });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! Elections: the status round of Initializing, phase 1 (Preparing), and NotAccepted.
+//!
+//! A suspicious secondary first asks a quorum for its status. If someone has passed more
+//! decrees it learns them; otherwise, when its election timer has fired (or it led
+//! before, or promotion was requested) and the application agrees, it prepares a ballot
+//! above every ballot it has seen. A quorum of durable promises — each carrying every vote
+//! the responder accepted above the candidate's passed watermark — makes it primary.
+
+use super::io::{Action, Record, Token};
+use super::message::{Body, Status, Vote};
+use super::replica::{Replica, Role, NEVER};
+use super::types::{Ballot, Decree, InvalidInput, MemberId};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub(super) struct Initializing {
+    /// Our (latest decree, its ballot), which responses must echo.
+    query: (Decree, Ballot),
+    responses: BTreeMap<MemberId, Status>,
+    retry_at: u64,
+    awaiting_permission: bool,
+}
+
+impl Initializing {
+    pub fn deadline(&self) -> u64 {
+        if self.awaiting_permission {
+            NEVER
+        } else {
+            self.retry_at
+        }
+    }
+}
+
+pub(super) struct Preparing {
+    pub ballot: Ballot,
+    primary_cookie: Bytes,
+    /// The promise record of our own ballot; we count ourselves once it is durable.
+    promise: Token,
+    /// Our passed watermark when we prepared: promises carry votes above it.
+    passed: Decree,
+    promises: BTreeMap<MemberId, Vec<Arc<Vote>>>,
+    pub retry_at: u64,
+    pub give_up_at: u64,
+}
+
+impl Replica {
+    /// Legacy StartInitializing: ask everyone for their status.
+    pub(super) fn start_initializing(&mut self) {
+        if let Role::Primary(_) | Role::Preparing(_) = self.role {
+            self.become_secondary();
+        }
+        let (decree, ballot) = self.max_accepted();
+        let query = (decree, ballot.clone());
+        self.role = Role::Initializing(Initializing {
+            query: query.clone(),
+            responses: BTreeMap::new(),
+            retry_at: self.now + self.config.initialize_retry_us,
+            awaiting_permission: false,
+        });
+        self.broadcast(&Body::StatusQuery { decree: query.0, ballot: query.1 });
+        if self.quorum() == 1 {
+            self.decide();
+        }
+    }
+
+    pub(super) fn on_initializing_timer(&mut self) {
+        let Role::Initializing(init) = &mut self.role else { return };
+        if init.awaiting_permission || self.now < init.retry_at || self.learning.is_some() {
+            return;
+        }
+        init.retry_at = self.now + self.config.initialize_retry_us;
+        let (decree, ballot) = init.query.clone();
+        self.broadcast(&Body::StatusQuery { decree, ballot });
+    }
+
+    pub(super) fn on_status_response(&mut self, from: MemberId, status: Status) {
+        let quorum = self.quorum();
+        let Role::Initializing(init) = &mut self.role else { return };
+        if init.awaiting_permission
+            || (status.query_decree, &status.query_ballot) != (init.query.0, &init.query.1)
+        {
+            return;
+        }
+        self.highest_ballot_number_seen = self.highest_ballot_number_seen.max(status.max_ballot.number);
+        init.responses.insert(from, status);
+        if init.responses.len() + 1 >= quorum && self.learning.is_none() {
+            self.decide();
+        }
+    }
+
+    /// A quorum answered (legacy step 1–4 of Initializing): learn from whoever is ahead,
+    /// else prepare or settle as secondary.
+    fn decide(&mut self) {
+        let Role::Initializing(init) = &self.role else { return };
+        let ahead = init
+            .responses
+            .iter()
+            .filter(|(_, s)| s.passed > self.passed)
+            .max_by_key(|(_, s)| s.passed)
+            .map(|(id, _)| id.clone());
+        if let Some(from) = ahead {
+            let first = self.passed.next();
+            self.learning = Some(super::learner::Learning::start(from, first, self));
+            return;
+        }
+        if self.next_election == NEVER {
+            // Just restarted: trust the freshest responder's view of when a vote was seen.
+            let ago_us = init
+                .responses
+                .values()
+                .filter(|s| s.last_received_ago_ms >= 0)
+                .map(|s| s.last_received_ago_ms as u64 * 1000)
+                .min();
+            let base = ago_us.map_or(self.now, |ago| self.now.saturating_sub(ago));
+            self.next_election = base + self.election_delay();
+        }
+        let led_before = self.max_ballot.member == self.id;
+        if self.now >= self.next_election || led_before || self.force_reelection {
+            if let Role::Initializing(init) = &mut self.role {
+                init.awaiting_permission = true;
+            }
+            self.gate.ready.push(Action::AskCanBecomePrimary);
+        } else {
+            self.become_secondary();
+        }
+    }
+
+    pub(super) fn on_can_become_primary(&mut self, answer: Option<Bytes>) {
+        let Role::Initializing(init) = &self.role else { return };
+        if !init.awaiting_permission {
+            return;
+        }
+        match answer {
+            Some(cookie) => self.start_preparing(cookie),
+            None => {
+                self.become_secondary();
+                self.next_election = self.now + self.config.heartbeat_us;
+            }
+        }
+    }
+
+    fn start_preparing(&mut self, primary_cookie: Bytes) {
+        self.force_reelection = false;
+        let number = self.max_ballot.number.max(self.highest_ballot_number_seen) + 1;
+        let ballot = Ballot::new(number, self.id.clone());
+        self.observe_ballot(&ballot);
+        let promise = self.persist(Record::Promise(ballot.clone()));
+        let (decree, _) = self.max_accepted();
+        self.role = Role::Preparing(Preparing {
+            ballot: ballot.clone(),
+            primary_cookie: primary_cookie.clone(),
+            promise,
+            passed: self.passed,
+            promises: BTreeMap::new(),
+            retry_at: self.now + self.config.prepare_retry_us,
+            give_up_at: self.now.saturating_add(30 * self.config.election_delay_us),
+        });
+        let passed = self.passed;
+        self.broadcast(&Body::Prepare { decree, passed, ballot, primary_cookie });
+    }
+
+    pub(super) fn on_preparing_timer(&mut self) {
+        let decree = self.max_accepted().0;
+        let Role::Preparing(prep) = &mut self.role else { return };
+        if self.now >= prep.give_up_at {
+            self.start_initializing();
+            return;
+        }
+        if self.now < prep.retry_at {
+            return;
+        }
+        prep.retry_at = self.now + self.config.prepare_retry_us;
+        let silent: Vec<MemberId> = self
+            .configuration
+            .members
+            .ids()
+            .filter(|id| **id != self.id && !prep.promises.contains_key(*id))
+            .cloned()
+            .collect();
+        let body = Body::Prepare {
+            decree,
+            passed: prep.passed,
+            ballot: prep.ballot.clone(),
+            primary_cookie: prep.primary_cookie.clone(),
+        };
+        for to in silent {
+            self.send(to, body.clone());
+        }
+    }
+
+    pub(super) fn on_prepare_accepted(
+        &mut self,
+        from: MemberId,
+        ballot: Ballot,
+        votes: Vec<Arc<Vote>>,
+    ) -> Result<(), InvalidInput> {
+        let window = self.config.window;
+        let Role::Preparing(prep) = &mut self.role else { return Ok(()) };
+        if ballot != prep.ballot {
+            return Ok(());
+        }
+        let limit = prep.passed.plus(window);
+        for v in &votes {
+            if v.ballot >= prep.ballot {
+                return Err(InvalidInput::BadPromise("carries a vote at or above the prepared ballot"));
+            }
+            if v.decree <= prep.passed || v.decree > limit {
+                return Err(InvalidInput::BadPromise("carries a vote outside the prepared range"));
+            }
+        }
+        prep.promises.insert(from, votes);
+        self.try_become_primary();
+        Ok(())
+    }
+
+    /// With a quorum of durable promises (ours included), become primary and re-propose
+    /// the highest-ballot vote of every decree above our passed watermark.
+    pub(super) fn try_become_primary(&mut self) {
+        let quorum = self.quorum();
+        let Role::Preparing(prep) = &self.role else { return };
+        if prep.promise > self.gate.durable || prep.promises.len() + 1 < quorum {
+            return;
+        }
+        let mut freshest: BTreeMap<Decree, Arc<Vote>> = BTreeMap::new();
+        let promised = prep.promises.values().flatten().chain(self.log.values());
+        for v in promised {
+            if freshest.get(&v.decree).is_none_or(|f| f.ballot < v.ballot) {
+                freshest.insert(v.decree, Arc::clone(v));
+            }
+        }
+        let Role::Preparing(prep) = std::mem::replace(&mut self.role, Role::Secondary) else {
+            unreachable!()
+        };
+        self.become_primary(prep.ballot, prep.primary_cookie, freshest);
+    }
+
+    pub(super) fn on_not_accepted(&mut self, passed: Decree, ballot: Ballot) {
+        if matches!(self.role, Role::Initializing(_)) {
+            return;
+        }
+        if passed > self.passed {
+            self.observe_ballot(&ballot);
+            self.start_initializing();
+        } else if ballot > self.max_ballot {
+            self.observe_ballot(&ballot);
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The primary: batching requests into decrees, keeping up to `window` decrees in flight,
+//! counting durable acceptances, passing decrees strictly in order, heartbeats, re-sending
+//! and relinquishing.
+//!
+//! A decree passes when a quorum accepted it under our ballot — our own acceptance counts
+//! only once our record of the vote is durable — and every decree before it has passed.
+
+use super::config::Config;
+use super::io::{AbortReason, Action, Cookie, Record, Token};
+use super::message::{Body, Vote, VoteBody};
+use super::replica::{Replica, Role, NEVER};
+use super::types::{Ballot, Decree, InvalidInput, MemberId};
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// A request waiting for a decree.
+enum Pending {
+    Request { request: Bytes, cookie: Cookie, exclusive: bool },
+    Relinquish,
+}
+
+struct InFlight {
+    vote: Arc<Vote>,
+    /// Our own record of the vote.
+    token: Token,
+    acks: Vec<MemberId>,
+    cookies: Option<Vec<Cookie>>,
+}
+
+pub(super) struct Primary {
+    pub ballot: Ballot,
+    primary_cookie: Bytes,
+    in_flight: BTreeMap<Decree, InFlight>,
+    queue: VecDeque<Pending>,
+    /// The last decree re-proposed after the election; NotifyStatus(true) once it passed.
+    recovery: Decree,
+    pub notified: bool,
+    /// No more proposals: the relinquish vote or the last decree was proposed.
+    closed: bool,
+    relinquish_decree: Option<Decree>,
+    last_proposed_at: u64,
+    retry_at: u64,
+}
+
+impl Primary {
+    pub fn deadline(&self, config: &Config) -> u64 {
+        let heartbeat = if self.closed || !self.in_flight.is_empty() {
+            NEVER
+        } else {
+            self.last_proposed_at.saturating_add(config.heartbeat_us)
+        };
+        let retry = if self.in_flight.is_empty() { NEVER } else { self.retry_at };
+        heartbeat.min(retry)
+    }
+
+    /// Returns every request not yet chosen, in-flight ones first (legacy order).
+    pub fn abort_all(self, out: &mut Vec<Action>) {
+        let in_flight = self.in_flight.into_values().filter_map(|f| f.cookies).flatten();
+        let queued = self.queue.into_iter().filter_map(|p| match p {
+            Pending::Request { cookie, .. } => Some(cookie),
+            Pending::Relinquish => None,
+        });
+        for cookie in in_flight.chain(queued) {
+            out.push(Action::Abort { cookie, reason: AbortReason::NotPrimary });
+        }
+    }
+
+    pub fn check_invariants(&self, passed: Decree, window: u64, log: &BTreeMap<Decree, Arc<Vote>>) {
+        assert!(self.in_flight.len() as u64 <= window, "more than window decrees in flight");
+        let mut expect = passed.next();
+        for (decree, f) in &self.in_flight {
+            assert_eq!(*decree, expect, "in-flight decrees are contiguous above passed");
+            assert_eq!(f.vote.ballot, self.ballot, "in-flight vote under another ballot");
+            assert!(log.get(decree).is_some_and(|v| Arc::ptr_eq(v, &f.vote)), "in-flight vote not held");
+            expect = expect.next();
+        }
+    }
+}
+
+impl Replica {
+    /// Phase 1 succeeded: re-propose `freshest` (holes filled with empty votes) under
+    /// `ballot`, before any new request.
+    pub(super) fn become_primary(
+        &mut self,
+        ballot: Ballot,
+        primary_cookie: Bytes,
+        freshest: BTreeMap<Decree, Arc<Vote>>,
+    ) {
+        let last = freshest.keys().next_back().copied().unwrap_or(self.passed);
+        let recovery = last.max(self.passed.next());
+        self.role = Role::Primary(Primary {
+            ballot,
+            primary_cookie,
+            in_flight: BTreeMap::new(),
+            queue: VecDeque::new(),
+            recovery,
+            notified: false,
+            closed: false,
+            relinquish_decree: None,
+            last_proposed_at: self.now,
+            retry_at: self.now + self.config.vote_retry_us,
+        });
+        let mut decree = self.passed.next();
+        while decree <= recovery {
+            let (body, relinquish) = match freshest.get(&decree) {
+                Some(v) => (v.body.clone(), v.relinquish),
+                None => (VoteBody::Requests(Vec::new()), false),
+            };
+            self.propose(body, relinquish, None);
+            decree = decree.next();
+        }
+    }
+
+    fn primary(&mut self) -> &mut Primary {
+        match &mut self.role {
+            Role::Primary(p) => p,
+            _ => unreachable!("caller checked the role"),
+        }
+    }
+
+    /// Proposes the next decree: held in our log, persisted, sent to every peer. Sending
+    /// before our own record is durable is safe: a proposal reveals no promise.
+    fn propose(&mut self, body: VoteBody, relinquish: bool, cookies: Option<Vec<Cookie>>) {
+        let passed = self.passed;
+        let configuration = self.configuration.number;
+        let p = self.primary();
+        let decree = p.in_flight.keys().next_back().map_or(passed, |d| *d).next();
+        let vote = Arc::new(Vote {
+            decree,
+            ballot: p.ballot.clone(),
+            configuration,
+            passed,
+            primary_cookie: p.primary_cookie.clone(),
+            relinquish,
+            body,
+        });
+        assert!(
+            self.log.get(&decree).is_none_or(|held| held.ballot < vote.ballot),
+            "re-proposing a decree under our own ballot"
+        );
+        self.log.insert(decree, Arc::clone(&vote));
+        let token = self.persist(Record::Vote(Arc::clone(&vote)));
+        let now = self.now;
+        let p = self.primary();
+        p.in_flight.insert(decree, InFlight { vote: Arc::clone(&vote), token, acks: Vec::new(), cookies });
+        p.last_proposed_at = now;
+        self.broadcast(&Body::Vote(vote));
+    }
+
+    pub(super) fn on_replicate(&mut self, request: Bytes, cookie: Cookie, exclusive: bool, last: bool) {
+        let reason = match &self.role {
+            Role::Primary(p) if p.notified && !p.closed => None,
+            Role::Primary(p) if p.closed => Some(AbortReason::ShuttingDown),
+            _ => Some(AbortReason::NotPrimary),
+        };
+        if let Some(reason) = reason {
+            self.gate.ready.push(Action::Abort { cookie, reason });
+            return;
+        }
+        let p = self.primary();
+        p.queue.push_back(Pending::Request { request, cookie, exclusive: exclusive || last });
+        p.closed |= last;
+        self.propose_queued();
+    }
+
+    pub(super) fn on_relinquish(&mut self) -> Result<(), InvalidInput> {
+        match &mut self.role {
+            Role::Primary(p) if p.notified && !p.closed => {
+                p.queue.push_back(Pending::Relinquish);
+                p.closed = true;
+                self.propose_queued();
+                Ok(())
+            }
+            _ => Err(InvalidInput::WrongState("relinquish needs a primary")),
+        }
+    }
+
+    /// Fills the window from the queue, batching by count and bytes; exclusive requests
+    /// and the relinquish vote stand alone.
+    fn propose_queued(&mut self) {
+        let (max_requests, max_bytes, window) =
+            (self.config.batch_requests_max, self.config.batch_bytes_max, self.config.window);
+        loop {
+            let p = self.primary();
+            if p.queue.is_empty() || p.in_flight.len() as u64 >= window {
+                return;
+            }
+            if matches!(p.queue.front(), Some(Pending::Relinquish)) {
+                p.queue.pop_front();
+                self.propose(VoteBody::Requests(Vec::new()), true, Some(Vec::new()));
+                let p = self.primary();
+                p.relinquish_decree = p.in_flight.keys().next_back().copied();
+                continue;
+            }
+            let (mut requests, mut cookies, mut bytes) = (Vec::new(), Vec::new(), 0);
+            while let Some(Pending::Request { request, exclusive, .. }) = p.queue.front() {
+                let alone = *exclusive;
+                if !requests.is_empty()
+                    && (alone || requests.len() >= max_requests || bytes + request.len() > max_bytes)
+                {
+                    break;
+                }
+                let Some(Pending::Request { request, cookie, .. }) = p.queue.pop_front() else {
+                    unreachable!()
+                };
+                bytes += request.len();
+                requests.push(request);
+                cookies.push(cookie);
+                if alone {
+                    break;
+                }
+            }
+            self.propose(VoteBody::Requests(requests), false, Some(cookies));
+        }
+    }
+
+    pub(super) fn on_vote_accepted(&mut self, from: MemberId, decree: Decree, ballot: Ballot, _payload: u64) {
+        let Role::Primary(p) = &mut self.role else { return };
+        if ballot != p.ballot {
+            return;
+        }
+        if let Some(f) = p.in_flight.get_mut(&decree) {
+            if !f.acks.contains(&from) {
+                f.acks.push(from);
+                self.try_pass();
+            }
+        }
+    }
+
+    /// Passes every in-flight decree, in order, that has a quorum of acceptances.
+    pub(super) fn try_pass(&mut self) {
+        let quorum = self.quorum();
+        let durable = self.gate.durable;
+        loop {
+            let Role::Primary(p) = &mut self.role else { return };
+            let Some(entry) = p.in_flight.first_entry() else { break };
+            let f = entry.get();
+            let votes = f.acks.len() + usize::from(f.token <= durable);
+            if votes < quorum {
+                break;
+            }
+            let f = entry.remove();
+            let relinquished = p.relinquish_decree == Some(f.vote.decree);
+            let decree = f.vote.decree;
+            self.pass(f.vote, f.cookies);
+            let p = self.primary();
+            if !p.notified && decree >= p.recovery {
+                p.notified = true;
+                self.gate.ready.push(Action::NotifyStatus { primary: true });
+                self.gate.ready.push(Action::NotifyPrimaryRecovered);
+            }
+            if relinquished {
+                self.gate.ready.push(Action::Relinquished);
+                self.become_secondary();
+                self.next_election = self.now.saturating_add(self.config.new_leader_grace_us);
+                return;
+            }
+        }
+        self.propose_queued();
+    }
+
+    pub(super) fn on_primary_timer(&mut self) {
+        let now = self.now;
+        let (heartbeat, retry) = (self.config.heartbeat_us, self.config.vote_retry_us);
+        let Role::Primary(p) = &mut self.role else { return };
+        if p.in_flight.is_empty() && !p.closed && now >= p.last_proposed_at.saturating_add(heartbeat) {
+            self.propose(VoteBody::Requests(Vec::new()), false, None);
+            return;
+        }
+        if p.in_flight.is_empty() || now < p.retry_at {
+            return;
+        }
+        p.retry_at = now + retry;
+        let resend: Vec<(MemberId, Arc<Vote>)> = p
+            .in_flight
+            .values()
+            .flat_map(|f| {
+                self.configuration
+                    .members
+                    .ids()
+                    .filter(|id| **id != self.id && !f.acks.contains(id))
+                    .map(|id| (id.clone(), Arc::clone(&f.vote)))
+            })
+            .collect();
+        for (to, vote) in resend {
+            self.send(to, Body::Vote(vote));
+        }
+    }
+}

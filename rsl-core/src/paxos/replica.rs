@@ -1,0 +1,498 @@
+//! The replica's state, the `step` entry point, the durability gate and the invariants.
+//!
+//! Log pointers (see docs/protocol.md): `executed ≤ passed`; every accepted vote the replica
+//! still holds (`log`) lies in `(passed, passed + window]`; every held vote's ballot is
+//! ≤ `max_ballot`; `passed` and `max_ballot` never decrease within one incarnation.
+//! Messages that reveal durable state (an acceptance, a promise) wait in the durability
+//! gate until the driver reports the record they depend on persisted.
+
+use super::config::Config;
+use super::election::{Initializing, Preparing};
+use super::io::{Action, Cookie, Input, Record, Recovered, Token};
+use super::learner::{chosen_votes, Learning};
+use super::message::{Body, Message, State, Status, Vote};
+use super::proposer::Primary;
+use super::rng::Rng;
+use super::types::{Ballot, Configuration, Decree, InvalidInput, MemberId};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// "Never" on the core's microsecond clock.
+pub(super) const NEVER: u64 = u64::MAX;
+
+pub(super) enum Role {
+    Inactive,
+    Secondary,
+    Initializing(Initializing),
+    Preparing(Preparing),
+    Primary(Primary),
+}
+
+/// Outgoing actions, and the messages held back until the record they reveal is durable.
+#[derive(Default)]
+pub(super) struct Gate {
+    pub issued: Token,
+    pub durable: Token,
+    pub held: VecDeque<(Token, Action)>,
+    pub ready: Vec<Action>,
+}
+
+/// A snapshot of the log pointers, for checkers and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pointers {
+    pub executed: Decree,
+    pub passed: Decree,
+    pub max_accepted: Decree,
+    pub max_ballot: Ballot,
+    pub state: State,
+}
+
+pub struct Replica {
+    pub(super) id: MemberId,
+    pub(super) config: Config,
+    pub(super) configuration: Configuration,
+    pub(super) rng: Rng,
+    pub(super) now: u64,
+    pub(super) role: Role,
+    /// The highest ballot promised or accepted.
+    pub(super) max_ballot: Ballot,
+    /// Accepted votes above `passed`, by decree (at most one per decree: the highest ballot).
+    pub(super) log: BTreeMap<Decree, Arc<Vote>>,
+    /// Every decree ≤ `passed` is chosen and was handed to execution.
+    pub(super) passed: Decree,
+    /// Ballot of the vote at `passed`.
+    pub(super) passed_ballot: Ballot,
+    pub(super) executed: Decree,
+    /// The highest passed watermark heard from the current primary, and its ballot.
+    pub(super) primary_passed: (Decree, Ballot),
+    pub(super) learning: Option<Learning>,
+    pub(super) gate: Gate,
+    pub(super) next_election: u64,
+    pub(super) last_vote_at: Option<u64>,
+    pub(super) highest_ballot_number_seen: u32,
+    pub(super) force_reelection: bool,
+    pub(super) accept_messages: bool,
+    pub(super) vote_payload: u64,
+    pub(super) checkpointed: Decree,
+    /// For the monotonicity invariants.
+    checked: (Decree, Ballot),
+}
+
+impl Replica {
+    /// Builds a replica from what the driver recovered from disk. Decrees the journal proves
+    /// chosen are passed at once, and their `Execute` actions replay them.
+    pub fn new(
+        id: MemberId,
+        config: Config,
+        configuration: Configuration,
+        recovered: Recovered,
+        seed: u64,
+        now: u64,
+    ) -> Result<Self, InvalidInput> {
+        config.validate().map_err(|_| InvalidInput::WrongState("invalid config"))?;
+        let mut max_ballot = Ballot::default();
+        for r in &recovered.records {
+            let b = match r {
+                Record::Vote(v) => &v.ballot,
+                Record::Promise(b) => b,
+            };
+            if *b > max_ballot {
+                max_ballot = b.clone();
+            }
+        }
+        let mut replica = Self {
+            id,
+            config,
+            configuration,
+            rng: Rng::new(seed),
+            now,
+            role: Role::Secondary,
+            highest_ballot_number_seen: max_ballot.number,
+            max_ballot,
+            log: BTreeMap::new(),
+            passed: recovered.checkpoint,
+            passed_ballot: Ballot::default(),
+            executed: recovered.checkpoint,
+            primary_passed: (recovered.checkpoint, Ballot::default()),
+            learning: None,
+            gate: Gate::default(),
+            next_election: NEVER,
+            last_vote_at: None,
+            force_reelection: false,
+            accept_messages: true,
+            vote_payload: 0,
+            checkpointed: recovered.checkpoint,
+            checked: (recovered.checkpoint, Ballot::default()),
+        };
+        for vote in chosen_votes(&recovered.records, recovered.checkpoint) {
+            replica.pass(vote, None);
+        }
+        // The journal's remaining votes are accepted but not known chosen: keep the highest
+        // ballot per decree, within the window.
+        let limit = replica.passed.plus(replica.config.window);
+        for r in recovered.records {
+            if let Record::Vote(v) = r {
+                let keep = v.decree > replica.passed
+                    && v.decree <= limit
+                    && replica.log.get(&v.decree).is_none_or(|old| old.ballot < v.ballot);
+                if keep {
+                    replica.log.insert(v.decree, v);
+                }
+            }
+        }
+        replica.checked = (replica.passed, replica.max_ballot.clone());
+        if replica.configuration.members.contains(&replica.id) {
+            replica.start_initializing();
+        } else {
+            replica.role = Role::Inactive;
+        }
+        replica.check_invariants();
+        Ok(replica)
+    }
+
+    /// Feeds one input at time `now` (µs, monotonic; a clock that steps back is held).
+    pub fn step(&mut self, now: u64, input: Input) -> Result<(), InvalidInput> {
+        self.now = self.now.max(now);
+        let result = match input {
+            Input::Tick => Ok(()),
+            Input::Message(message) => self.on_message(message),
+            Input::Replicate { request, cookie, exclusive, last } => {
+                self.on_replicate(request, cookie, exclusive, last);
+                Ok(())
+            }
+            Input::Persisted(token) => self.on_persisted(token),
+            Input::Executed(decree) => self.on_executed(decree),
+            Input::Learned { from, votes } => self.on_learned(&from, votes),
+            Input::CanBecomePrimary(answer) => {
+                self.on_can_become_primary(answer);
+                Ok(())
+            }
+            Input::AcceptMessages(yes) => {
+                self.accept_messages = yes;
+                Ok(())
+            }
+            Input::SetVotePayload(payload) => {
+                self.vote_payload = payload;
+                Ok(())
+            }
+            Input::Relinquish => self.on_relinquish(),
+            Input::AttemptPromotion => {
+                self.force_reelection = true;
+                Ok(())
+            }
+            Input::ChangeElectionDelay { delay_us } => {
+                self.config.election_delay_us = delay_us.max(1);
+                if self.next_election != NEVER && matches!(self.role, Role::Secondary) {
+                    self.next_election = self.now + self.election_delay();
+                }
+                Ok(())
+            }
+        };
+        self.on_timers();
+        self.check_invariants();
+        result
+    }
+
+    /// The actions produced so far, in the order the driver must perform them.
+    #[must_use]
+    pub fn drain_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.gate.ready)
+    }
+
+    /// When the driver must call `step(now, Tick)` next (`u64::MAX`: no timer is armed).
+    pub fn next_deadline(&self) -> u64 {
+        let role = match &self.role {
+            Role::Inactive => NEVER,
+            Role::Secondary => {
+                if self.force_reelection {
+                    self.now
+                } else {
+                    self.next_election
+                }
+            }
+            Role::Initializing(init) => init.deadline(),
+            Role::Preparing(prep) => prep.retry_at.min(prep.give_up_at),
+            Role::Primary(p) => p.deadline(&self.config),
+        };
+        role.min(self.learning.as_ref().map_or(NEVER, |l| l.deadline))
+    }
+
+    pub fn id(&self) -> &MemberId {
+        &self.id
+    }
+
+    pub fn state(&self) -> State {
+        match self.role {
+            Role::Inactive => State::Inactive,
+            Role::Secondary => State::Secondary,
+            Role::Initializing(_) => State::Initializing,
+            Role::Preparing(_) => State::Preparing,
+            Role::Primary(_) => State::Primary,
+        }
+    }
+
+    /// True once this replica is primary and has told the application so; requests are
+    /// accepted only then (legacy's "is primary" flag).
+    pub fn is_primary(&self) -> bool {
+        matches!(&self.role, Role::Primary(p) if p.notified)
+    }
+
+    pub fn pointers(&self) -> Pointers {
+        Pointers {
+            executed: self.executed,
+            passed: self.passed,
+            max_accepted: self.max_accepted().0,
+            max_ballot: self.max_ballot.clone(),
+            state: self.state(),
+        }
+    }
+
+    pub fn configuration(&self) -> &Configuration {
+        &self.configuration
+    }
+
+    /// The member whose ballot this replica last accepted a vote from (legacy
+    /// `GetCurrentPrimary`), if any.
+    pub fn current_primary(&self) -> Option<&MemberId> {
+        let ballot = &self.max_accepted().1;
+        (!ballot.member.is_empty()).then_some(&ballot.member)
+    }
+
+    /// The latest accepted vote's (decree, ballot): legacy `maxAcceptedVote`.
+    pub(super) fn max_accepted(&self) -> (Decree, &Ballot) {
+        match self.log.last_key_value() {
+            Some((d, v)) => (*d, &v.ballot),
+            None => (self.passed, &self.passed_ballot),
+        }
+    }
+
+    pub(super) fn status(&self, query_decree: Decree, query_ballot: Ballot) -> Status {
+        let (decree, ballot) = self.max_accepted();
+        Status {
+            query_decree,
+            query_ballot,
+            decree,
+            ballot: ballot.clone(),
+            passed: self.passed,
+            last_received_ago_ms: self.last_vote_at.map_or(-1, |t| ((self.now - t) / 1000) as i64),
+            min_decree_in_log: Decree(self.checkpointed.0.min(1)),
+            checkpointed_decree: self.checkpointed,
+            checkpoint_size: 0,
+            max_ballot: self.max_ballot.clone(),
+            state: self.state(),
+        }
+    }
+
+    fn on_message(&mut self, message: Message) -> Result<(), InvalidInput> {
+        let Message { from, configuration, body } = message;
+        if from == self.id {
+            return Err(InvalidInput::FromSelf);
+        }
+        if !self.configuration.members.contains(&from) {
+            return Err(InvalidInput::UnknownMember(from));
+        }
+        if configuration != self.configuration.number {
+            return Err(InvalidInput::WrongConfiguration {
+                ours: self.configuration.number,
+                theirs: configuration,
+            });
+        }
+        if let Body::StatusQuery { decree, ballot } = body {
+            let status = self.status(decree, ballot);
+            self.send(from, Body::StatusResponse(Box::new(status)));
+            return Ok(());
+        }
+        if matches!(self.role, Role::Inactive) {
+            return Ok(());
+        }
+        match body {
+            Body::Vote(vote) => self.on_vote(from, vote),
+            Body::VoteAccepted { decree, ballot, payload } => {
+                self.on_vote_accepted(from, decree, ballot, payload);
+                Ok(())
+            }
+            Body::Prepare { decree, passed, ballot, primary_cookie: _ } => {
+                self.on_prepare(from, decree, passed, ballot)
+            }
+            Body::PrepareAccepted { decree: _, ballot, votes } => {
+                self.on_prepare_accepted(from, ballot, votes)
+            }
+            Body::NotAccepted { decree: _, passed, ballot } => {
+                self.on_not_accepted(passed, ballot);
+                Ok(())
+            }
+            Body::StatusResponse(status) => {
+                self.on_status_response(from, *status);
+                Ok(())
+            }
+            Body::StatusQuery { .. } => unreachable!("handled above"),
+        }
+    }
+
+    fn on_persisted(&mut self, token: Token) -> Result<(), InvalidInput> {
+        if token > self.gate.issued {
+            return Err(InvalidInput::BadCompletion("persisted token never issued"));
+        }
+        if token <= self.gate.durable {
+            return Ok(());
+        }
+        self.gate.durable = token;
+        let held = std::mem::take(&mut self.gate.held);
+        for (t, action) in held {
+            if t <= token {
+                self.gate.ready.push(action);
+            } else {
+                self.gate.held.push_back((t, action));
+            }
+        }
+        match self.role {
+            Role::Primary(_) => self.try_pass(),
+            Role::Preparing(_) => self.try_become_primary(),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_executed(&mut self, decree: Decree) -> Result<(), InvalidInput> {
+        if decree > self.passed {
+            return Err(InvalidInput::BadCompletion("executed beyond passed"));
+        }
+        self.executed = self.executed.max(decree);
+        Ok(())
+    }
+
+    /// Marks `vote` chosen: it must be the next decree. Hands it to execution.
+    pub(super) fn pass(&mut self, vote: Arc<Vote>, cookies: Option<Vec<Cookie>>) {
+        assert_eq!(vote.decree, self.passed.next(), "decrees pass strictly in order");
+        self.log.remove(&vote.decree);
+        self.passed = vote.decree;
+        self.passed_ballot = vote.ballot.clone();
+        self.gate.ready.push(Action::Execute { vote, cookies });
+    }
+
+    /// Raises the promise to `ballot` (not persisted: nothing was promised to anyone yet).
+    /// A primary or candidate that sees a higher ballot steps down.
+    pub(super) fn observe_ballot(&mut self, ballot: &Ballot) {
+        self.highest_ballot_number_seen = self.highest_ballot_number_seen.max(ballot.number);
+        if *ballot <= self.max_ballot {
+            return;
+        }
+        self.max_ballot = ballot.clone();
+        if matches!(self.role, Role::Primary(_) | Role::Preparing(_)) {
+            self.become_secondary();
+        }
+        let grace = self.now.saturating_add(self.config.new_leader_grace_us);
+        if self.next_election == NEVER || self.next_election < grace {
+            self.next_election = grace;
+        }
+    }
+
+    /// Leaves any role for Secondary. A primary first returns every pending request
+    /// (chosen decrees were already handed to execution, which the driver performs first),
+    /// then tells the application it is no longer primary.
+    pub(super) fn become_secondary(&mut self) {
+        if let Role::Primary(primary) = std::mem::replace(&mut self.role, Role::Secondary) {
+            let notified = primary.notified;
+            primary.abort_all(&mut self.gate.ready);
+            if notified {
+                self.gate.ready.push(Action::NotifyStatus { primary: false });
+            }
+        }
+        if self.next_election == NEVER {
+            self.next_election = self.now + self.election_delay();
+        }
+    }
+
+    /// The election delay with its jitter, drawn anew each time.
+    pub(super) fn election_delay(&mut self) -> u64 {
+        let jitter = self.config.election_jitter_us();
+        let offset = self.rng.below(2 * jitter + 1);
+        (self.config.election_delay_us + offset).saturating_sub(jitter).max(1)
+    }
+
+    pub(super) fn send(&mut self, to: MemberId, body: Body) {
+        let message = Message { from: self.id.clone(), configuration: self.configuration.number, body };
+        self.gate.ready.push(Action::Send { to, message });
+    }
+
+    /// Sends once every record issued up to `token` is durable.
+    pub(super) fn send_after(&mut self, token: Token, to: MemberId, body: Body) {
+        let message = Message { from: self.id.clone(), configuration: self.configuration.number, body };
+        let action = Action::Send { to, message };
+        if token <= self.gate.durable {
+            self.gate.ready.push(action);
+        } else {
+            self.gate.held.push_back((token, action));
+        }
+    }
+
+    pub(super) fn broadcast(&mut self, body: &Body) {
+        let peers: Vec<MemberId> = self.peers().cloned().collect();
+        for to in peers {
+            self.send(to, body.clone());
+        }
+    }
+
+    pub(super) fn peers(&self) -> impl Iterator<Item = &MemberId> {
+        let me = &self.id;
+        self.configuration.members.ids().filter(move |id| *id != me)
+    }
+
+    pub(super) fn persist(&mut self, record: Record) -> Token {
+        self.gate.issued = Token(self.gate.issued.0 + 1);
+        let token = self.gate.issued;
+        self.gate.ready.push(Action::Persist { token, record });
+        token
+    }
+
+    pub(super) fn quorum(&self) -> usize {
+        self.configuration.members.quorum()
+    }
+
+    fn on_timers(&mut self) {
+        if self.learning.as_ref().is_some_and(|l| self.now >= l.deadline) {
+            self.learning = None;
+            if matches!(self.role, Role::Initializing(_)) {
+                self.start_initializing();
+            }
+        }
+        match &self.role {
+            Role::Inactive => {}
+            Role::Secondary => {
+                if self.force_reelection || self.now >= self.next_election {
+                    self.start_initializing();
+                }
+            }
+            Role::Initializing(_) => self.on_initializing_timer(),
+            Role::Preparing(_) => self.on_preparing_timer(),
+            Role::Primary(_) => self.on_primary_timer(),
+        }
+    }
+
+    /// The contracts that must hold after every step. Cheap ones always; the O(n) walk over
+    /// the log only in debug builds.
+    pub fn check_invariants(&mut self) {
+        assert!(self.executed <= self.passed, "executed {} > passed {}", self.executed, self.passed);
+        assert!(self.passed >= self.checked.0, "passed went back from {} to {}", self.checked.0, self.passed);
+        assert!(
+            self.max_ballot >= self.checked.1,
+            "max ballot went back from {} to {}",
+            self.checked.1,
+            self.max_ballot
+        );
+        assert!(self.gate.durable <= self.gate.issued, "durable token beyond issued");
+        if let Some((first, _)) = self.log.first_key_value() {
+            assert!(*first > self.passed, "held vote {first} at or below passed {}", self.passed);
+        }
+        if let Some((last, _)) = self.log.last_key_value() {
+            let limit = self.passed.plus(self.config.window);
+            assert!(*last <= limit, "held vote {last} beyond passed + window {limit}");
+        }
+        debug_assert!(self.log.iter().all(|(d, v)| v.decree == *d && v.ballot <= self.max_ballot));
+        if let Role::Primary(p) = &self.role {
+            assert_eq!(p.ballot, self.max_ballot, "a primary's ballot is its promise");
+            p.check_invariants(self.passed, self.config.window, &self.log);
+        }
+        self.checked = (self.passed, self.max_ballot.clone());
+    }
+}
