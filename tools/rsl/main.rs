@@ -142,7 +142,8 @@ fn demo() -> ExitCode {
     println!("rsl demo: 3 replicas of a key-value store, {CLIENTS} clients, window {}", config.window);
     println!("(one process; channels as the network; in-memory journals with a 100 us flush)\n");
     let mut cluster = LocalCluster::start(3, &config, Duration::from_micros(100), KvStore::default);
-    let mut clients = Clients { primary: 0, started: vec![Instant::now(); CLIENTS], generation: 0, next_value: 0 };
+    let mut clients =
+        Clients { primary: 0, started: vec![Instant::now(); CLIENTS], generation: 0, next_value: 0 };
     let elected = clients.restart_on_primary(&cluster);
     let first = clients.primary;
     println!("replica {} elected primary after {:.0} ms", first + 1, elected.as_secs_f64() * 1e3);
@@ -156,7 +157,11 @@ fn demo() -> ExitCode {
     clients.restart_on_primary(&cluster);
     let phase = clients.run(&cluster, length);
     let failover = killed_at.elapsed().saturating_sub(length);
-    println!("replica {} took over; failover within {:.0} ms", clients.primary + 1, failover.as_secs_f64() * 1e3);
+    println!(
+        "replica {} took over; failover within {:.0} ms",
+        clients.primary + 1,
+        failover.as_secs_f64() * 1e3
+    );
     report(&format!("after failover (primary {})", clients.primary + 1), length, phase);
 
     // Let the secondary hear the last watermark (a heartbeat carries it), then compare.
@@ -164,7 +169,12 @@ fn demo() -> ExitCode {
     std::thread::sleep(Duration::from_millis(200));
     let reports: Vec<_> = cluster.shutdown().into_iter().flatten().collect();
     for (i, r) in reports.iter().enumerate() {
-        println!("survivor {}: executed through decree {}, state digest {:016x}", i + 1, r.executed, r.digest);
+        println!(
+            "survivor {}: executed through decree {}, state digest {:016x}",
+            i + 1,
+            r.executed,
+            r.digest
+        );
     }
     if reports.len() == 2 && reports[0].digest == reports[1].digest {
         println!("\nOK: surviving replicas hold identical state");
