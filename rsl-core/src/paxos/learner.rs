@@ -4,8 +4,11 @@
 //! Proof rule (docs/protocol.md §Learning): a vote `r` tells that every decree
 //! `≤ r.passed` was chosen under a ballot `≤ r.ballot` (its proposer's ballot exceeded every
 //! ballot it had seen). So the highest-ballot record for decree `d` holds the chosen value
-//! if some record `r` with `r.passed ≥ d` has `r.ballot ≤` that record's ballot. Legacy
-//! votes carry `passed = decree − 1`, which makes this legacy's implicit-commit rule.
+//! if some record `r` with `r.passed ≥ d` has `r.ballot ≤` that record's ballot: `d` was
+//! chosen under some ballot `m ≤ r.ballot`, and every proposal for `d` with a ballot
+//! above `m` carries the chosen value. Legacy votes carry `passed = decree − 1`, which
+//! makes this legacy's implicit-commit rule. A learned vote is journaled with
+//! `passed = decree`: it proves itself, since its ballot is at least `m`.
 
 use super::io::{Action, Record};
 use super::message::Vote;
@@ -84,7 +87,11 @@ impl Replica {
                 });
             }
             self.highest_ballot_number_seen = self.highest_ballot_number_seen.max(vote.ballot.number);
-            self.persist(Record::Vote(Arc::clone(&vote)));
+            // Journaled as its own proof (watermark = its decree), so our journal can show
+            // it chosen to the next learner; sound because its ballot is at least the one
+            // it was chosen under (see the module comment).
+            let proof = Vote { passed: vote.decree, ..Vote::clone(&vote) };
+            self.persist(Record::Vote(Arc::new(proof)));
             self.pass(vote, None);
         }
         // Votes held above the learned ones may now be covered by the primary's watermark.
