@@ -24,6 +24,7 @@ pub use config::{Config, ConfigError};
 pub use io::{AbortReason, Action, Cookie, Input, Record, Recovered, Token};
 pub use learner::chosen_votes;
 pub use message::{Body, Message, State, Status, Vote, VoteBody};
+pub use proposer::PeerVote;
 pub use replica::{Pointers, Replica};
 pub use rng::Rng;
 pub use types::{

@@ -20,6 +20,16 @@ enum Pending {
     Relinquish,
 }
 
+/// A peer's latest acknowledgement to this primary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerVote {
+    pub decree: Decree,
+    /// The peer's vote payload (legacy `SetVotePayload`, protocol v6).
+    pub payload: u64,
+    /// When it arrived, on the core's clock (µs).
+    pub at_us: u64,
+}
+
 struct InFlight {
     vote: Arc<Vote>,
     /// Our own record of the vote.
@@ -38,6 +48,8 @@ pub(super) struct Primary {
     /// The last decree re-proposed after the election; NotifyStatus(true) once it passed.
     recovery: Decree,
     pub notified: bool,
+    /// What each peer last acknowledged under our ballot (legacy ReplicaHealth).
+    pub peer_votes: BTreeMap<MemberId, PeerVote>,
     /// No more proposals: the relinquish vote or the last decree was proposed.
     closed: bool,
     relinquish_decree: Option<Decree>,
@@ -105,6 +117,7 @@ impl Replica {
             notified: false,
             closed: false,
             relinquish_decree: None,
+            peer_votes: BTreeMap::new(),
             last_proposed_at: self.now,
             retry_at: self.now + self.config.vote_retry_us,
         });
@@ -230,10 +243,15 @@ impl Replica {
         }
     }
 
-    pub(super) fn on_vote_accepted(&mut self, from: MemberId, decree: Decree, ballot: Ballot, _payload: u64) {
+    pub(super) fn on_vote_accepted(&mut self, from: MemberId, decree: Decree, ballot: Ballot, payload: u64) {
+        let now = self.now;
         let Role::Primary(p) = &mut self.role else { return };
         if ballot != p.ballot {
             return;
+        }
+        let last = p.peer_votes.entry(from.clone()).or_default();
+        if decree >= last.decree {
+            *last = PeerVote { decree, payload, at_us: now };
         }
         if let Some(f) = p.in_flight.get_mut(&decree) {
             if !f.acks.contains(&from) {

@@ -11,7 +11,7 @@ use super::election::{Initializing, Preparing};
 use super::io::{Action, Cookie, Input, Record, Recovered, Token};
 use super::learner::{chosen_votes, Learning};
 use super::message::{Body, Message, State, Status, Vote};
-use super::proposer::Primary;
+use super::proposer::{PeerVote, Primary};
 use super::rng::Rng;
 use super::types::{Ballot, Configuration, Decree, InvalidInput, MemberId};
 use std::collections::{BTreeMap, VecDeque};
@@ -89,7 +89,7 @@ impl Replica {
         seed: u64,
         now: u64,
     ) -> Result<Self, InvalidInput> {
-        config.validate().map_err(|_| InvalidInput::WrongState("invalid config"))?;
+        config.validate().map_err(InvalidInput::BadConfig)?;
         let mut max_ballot = Ballot::default();
         for r in &recovered.records {
             let b = match r {
@@ -244,6 +244,14 @@ impl Replica {
             max_accepted: self.max_accepted().0,
             max_ballot: self.max_ballot.clone(),
             state: self.state(),
+        }
+    }
+
+    /// On a primary, each peer's latest acknowledgement (for replica health); else None.
+    pub fn peer_votes(&self) -> Option<&BTreeMap<MemberId, PeerVote>> {
+        match &self.role {
+            Role::Primary(p) => Some(&p.peer_votes),
+            _ => None,
         }
     }
 

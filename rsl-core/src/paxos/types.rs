@@ -2,6 +2,7 @@
 //! and configurations. Values here are validated on construction, so the rest of the core
 //! never sees an over-long member id, an empty member set or a duplicate member.
 
+use super::config::ConfigError;
 use bytes::Bytes;
 use std::cmp::Ordering;
 use std::fmt;
@@ -247,6 +248,8 @@ pub enum InvalidInput {
     BadCompletion(&'static str),
     /// The replica is in a state where this input makes no sense.
     WrongState(&'static str),
+    /// A tunable outside its range.
+    BadConfig(ConfigError),
 }
 
 impl fmt::Display for InvalidInput {
@@ -277,6 +280,7 @@ impl fmt::Display for InvalidInput {
             }
             Self::BadCompletion(why) => write!(f, "bad completion from the driver: {why}"),
             Self::WrongState(why) => write!(f, "input not valid now: {why}"),
+            Self::BadConfig(e) => e.fmt(f),
         }
     }
 }
