@@ -73,6 +73,7 @@ impl Replica {
         if matches!(self.role, Role::Primary(_) | Role::Preparing(_)) {
             return Ok(());
         }
+        let before = self.passed;
         for vote in votes {
             if vote.decree <= self.passed {
                 continue;
@@ -97,7 +98,15 @@ impl Replica {
         // Votes held above the learned ones may now be covered by the primary's watermark.
         self.advance_passed();
         if matches!(self.role, Role::Initializing(_)) {
-            self.start_initializing();
+            if self.passed > before {
+                self.start_initializing(); // maybe there is more to learn
+            } else {
+                // The peer cannot prove more yet (its newest decrees are covered only by
+                // its next proposal). Wait as a secondary: a live primary's votes then
+                // bring us along; a dead one's absence leads to an election.
+                self.become_secondary();
+                self.next_election = self.now + self.election_delay();
+            }
         }
         Ok(())
     }
