@@ -40,6 +40,7 @@ impl Replica {
         if vote.relinquish {
             self.force_reelection = true;
         }
+        self.watermark_seen = self.watermark_seen.max(vote.passed);
         if vote.passed > self.primary_passed.0 || vote.ballot != self.primary_passed.1 {
             self.primary_passed = (vote.passed, vote.ballot.clone());
         }
@@ -149,7 +150,8 @@ impl Replica {
         };
         if self.accept_messages {
             let votes = self.log.range(passed.next()..).map(|(_, v)| Arc::clone(v)).collect();
-            self.send_after(token, from, Body::PrepareAccepted { decree, ballot, votes });
+            let watermark = self.watermark_seen.max(self.passed);
+            self.send_after(token, from, Body::PrepareAccepted { decree, ballot, watermark, votes });
         }
         Ok(())
     }

@@ -39,7 +39,9 @@ pub(super) struct Preparing {
     promise: Token,
     /// Our passed watermark when we prepared: promises carry votes above it.
     passed: Decree,
+    /// Each promise's votes, and the highest watermark among the promises.
     promises: BTreeMap<MemberId, Vec<Arc<Vote>>>,
+    watermark: Decree,
     pub retry_at: u64,
     pub give_up_at: u64,
 }
@@ -153,6 +155,7 @@ impl Replica {
             promise,
             passed: self.passed,
             promises: BTreeMap::new(),
+            watermark: self.watermark_seen.max(self.passed),
             retry_at: self.now + self.config.prepare_retry_us,
             give_up_at: self.now.saturating_add(30 * self.config.election_delay_us),
         });
@@ -193,6 +196,7 @@ impl Replica {
         &mut self,
         from: MemberId,
         ballot: Ballot,
+        watermark: Decree,
         votes: Vec<Arc<Vote>>,
     ) -> Result<(), InvalidInput> {
         let window = self.config.window;
@@ -200,7 +204,8 @@ impl Replica {
         if ballot != prep.ballot {
             return Ok(());
         }
-        let limit = prep.passed.plus(window);
+        // A responder holds votes up to its highest watermark + window.
+        let limit = prep.passed.max(watermark).plus(window);
         for v in &votes {
             if v.ballot >= prep.ballot {
                 return Err(InvalidInput::BadPromise("carries a vote at or above the prepared ballot"));
@@ -209,18 +214,23 @@ impl Replica {
                 return Err(InvalidInput::BadPromise("carries a vote outside the prepared range"));
             }
         }
+        prep.watermark = prep.watermark.max(watermark);
         prep.promises.insert(from, votes);
-        self.try_become_primary();
-        Ok(())
+        self.try_become_primary()
     }
 
     /// With a quorum of durable promises (ours included), become primary and re-propose
     /// the highest-ballot vote of every decree above our passed watermark.
-    pub(super) fn try_become_primary(&mut self) {
+    ///
+    /// Every decree up to the promises' highest watermark is chosen, so some promiser must
+    /// hold it (the choosing quorum meets ours, and a member that passed it would have
+    /// refused us); the highest-ballot vote held is the chosen value. A quorum that lacks
+    /// one is a broken promise: the election is abandoned with an error.
+    pub(super) fn try_become_primary(&mut self) -> Result<(), InvalidInput> {
         let quorum = self.quorum();
-        let Role::Preparing(prep) = &self.role else { return };
+        let Role::Preparing(prep) = &self.role else { return Ok(()) };
         if prep.promise > self.gate.durable || prep.promises.len() + 1 < quorum {
-            return;
+            return Ok(());
         }
         let mut freshest: BTreeMap<Decree, Arc<Vote>> = BTreeMap::new();
         let promised = prep.promises.values().flatten().chain(self.log.values());
@@ -229,10 +239,21 @@ impl Replica {
                 freshest.insert(v.decree, Arc::clone(v));
             }
         }
+        let known_chosen = prep.watermark;
+        let mut decree = prep.passed.next();
+        while decree <= known_chosen {
+            if !freshest.contains_key(&decree) {
+                self.start_initializing();
+                return Err(InvalidInput::BadPromise("a promise quorum lacks a decree below its watermark"));
+            }
+            decree = decree.next();
+        }
         let Role::Preparing(prep) = std::mem::replace(&mut self.role, Role::Secondary) else {
             unreachable!()
         };
-        self.become_primary(prep.ballot, prep.primary_cookie, freshest);
+        self.watermark_seen = self.watermark_seen.max(known_chosen);
+        self.become_primary(prep.ballot, prep.primary_cookie, freshest, known_chosen);
+        Ok(())
     }
 
     pub(super) fn on_not_accepted(&mut self, passed: Decree, ballot: Ballot) {

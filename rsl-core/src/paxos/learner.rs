@@ -93,6 +93,7 @@ impl Replica {
             // it was chosen under (see the module comment).
             let proof = Vote { passed: vote.decree, ..Vote::clone(&vote) };
             self.persist(Record::Vote(Arc::new(proof)));
+            self.watermark_seen = self.watermark_seen.max(vote.decree);
             self.pass(vote, None);
         }
         // Votes held above the learned ones may now be covered by the primary's watermark.

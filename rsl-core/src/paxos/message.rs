@@ -138,8 +138,10 @@ pub enum Body {
     /// `passed` (version 7) its passed watermark, which bounds what promises must carry.
     Prepare { decree: Decree, passed: Decree, ballot: Ballot, primary_cookie: Bytes },
     /// Id 4: a promise for `ballot`, carrying every vote the responder accepted above the
-    /// prepare's `passed` (legacy: only the latest one, which is all there is at window 1).
-    PrepareAccepted { decree: Decree, ballot: Ballot, votes: Vec<Arc<Vote>> },
+    /// prepare's `passed` (legacy: only the latest one, which is all there is at window 1)
+    /// and (version 7) the highest watermark the responder has seen (≤ 6: the embedded
+    /// vote's decree − 1).
+    PrepareAccepted { decree: Decree, ballot: Ballot, watermark: Decree, votes: Vec<Arc<Vote>> },
     /// Id 5: a refusal, showing the responder's latest decree, passed watermark
     /// (version 7) and promised ballot.
     NotAccepted { decree: Decree, passed: Decree, ballot: Ballot },
@@ -174,8 +176,8 @@ impl fmt::Display for Message {
             Body::Prepare { decree, passed, ballot, .. } => {
                 write!(f, "Prepare({decree} passed={passed} {ballot})")
             }
-            Body::PrepareAccepted { decree, ballot, votes } => {
-                write!(f, "PrepareAccepted({decree} {ballot} votes={})", votes.len())
+            Body::PrepareAccepted { decree, ballot, watermark, votes } => {
+                write!(f, "PrepareAccepted({decree} {ballot} watermark={watermark} votes={})", votes.len())
             }
             Body::NotAccepted { decree, passed, ballot } => {
                 write!(f, "NotAccepted({decree} passed={passed} {ballot})")

@@ -47,6 +47,9 @@ pub(super) struct Primary {
     queued_bytes: usize,
     /// The last decree re-proposed after the election; NotifyStatus(true) once it passed.
     recovery: Decree,
+    /// Decrees up to here were known chosen at the election (the promises' watermark); the
+    /// re-proposals below it say so in their watermark.
+    pub known_chosen: Decree,
     pub notified: bool,
     /// What each peer last acknowledged under our ballot (legacy ReplicaHealth).
     pub peer_votes: BTreeMap<MemberId, PeerVote>,
@@ -82,7 +85,9 @@ impl Primary {
 
     pub fn check_invariants(&self, passed: Decree, window: u64, log: &BTreeMap<Decree, Arc<Vote>>) {
         let in_flight = self.in_flight.len() as u64;
-        assert!(in_flight <= window, "more than window decrees in flight");
+        // Re-proposals after an election may span more than a window; new decrees never do.
+        let limit = window.max(self.recovery.0.saturating_sub(passed.0));
+        assert!(in_flight <= limit, "more than window decrees in flight");
         if let (Some((first, _)), Some((last, _))) =
             (self.in_flight.first_key_value(), self.in_flight.last_key_value())
         {
@@ -104,6 +109,7 @@ impl Replica {
         ballot: Ballot,
         primary_cookie: Bytes,
         freshest: BTreeMap<Decree, Arc<Vote>>,
+        known_chosen: Decree,
     ) {
         let last = freshest.keys().next_back().copied().unwrap_or(self.passed);
         let recovery = last.max(self.passed.next());
@@ -114,6 +120,7 @@ impl Replica {
             queue: VecDeque::new(),
             queued_bytes: 0,
             recovery,
+            known_chosen,
             notified: false,
             closed: false,
             relinquish_decree: None,
@@ -150,7 +157,7 @@ impl Replica {
             decree,
             ballot: p.ballot.clone(),
             configuration,
-            passed,
+            passed: passed.max(p.known_chosen.min(Decree(decree.0 - 1))),
             primary_cookie: p.primary_cookie.clone(),
             relinquish,
             body,

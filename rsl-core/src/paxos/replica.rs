@@ -65,6 +65,9 @@ pub struct Replica {
     pub(super) executed: Decree,
     /// The highest passed watermark heard from the current primary, and its ballot.
     pub(super) primary_passed: (Decree, Ballot),
+    /// The highest watermark ever seen (votes, promises, the journal): every decree up to
+    /// it is chosen, though we may not hold the values. Held votes lie below it + window.
+    pub(super) watermark_seen: Decree,
     pub(super) learning: Option<Learning>,
     pub(super) gate: Gate,
     pub(super) next_election: u64,
@@ -114,6 +117,7 @@ impl Replica {
             passed_ballot: Ballot::default(),
             executed: recovered.checkpoint,
             primary_passed: (recovered.checkpoint, Ballot::default()),
+            watermark_seen: recovered.checkpoint,
             learning: None,
             gate: Gate::default(),
             next_election: NEVER,
@@ -128,12 +132,12 @@ impl Replica {
             replica.pass(vote, None);
         }
         // The journal's remaining votes are accepted but not known chosen: keep the highest
-        // ballot per decree, within the window.
-        let limit = replica.passed.plus(replica.config.window);
+        // ballot per decree, every one of them — dropping an accepted vote could let a
+        // later election miss a chosen value.
         for r in recovered.records {
             if let Record::Vote(v) = r {
+                replica.watermark_seen = replica.watermark_seen.max(v.passed);
                 let keep = v.decree > replica.passed
-                    && v.decree <= limit
                     && replica.log.get(&v.decree).is_none_or(|old| old.ballot < v.ballot);
                 if keep {
                     replica.log.insert(v.decree, v);
@@ -322,8 +326,8 @@ impl Replica {
             Body::Prepare { decree, passed, ballot, primary_cookie: _ } => {
                 self.on_prepare(from, decree, passed, ballot)
             }
-            Body::PrepareAccepted { decree: _, ballot, votes } => {
-                self.on_prepare_accepted(from, ballot, votes)
+            Body::PrepareAccepted { decree: _, ballot, watermark, votes } => {
+                self.on_prepare_accepted(from, ballot, watermark, votes)
             }
             Body::NotAccepted { decree: _, passed, ballot } => {
                 self.on_not_accepted(passed, ballot);
@@ -355,7 +359,7 @@ impl Replica {
         }
         match self.role {
             Role::Primary(_) => self.try_pass(),
-            Role::Preparing(_) => self.try_become_primary(),
+            Role::Preparing(_) => return self.try_become_primary(),
             _ => {}
         }
         Ok(())
@@ -493,13 +497,14 @@ impl Replica {
             assert!(*first > self.passed, "held vote {first} at or below passed {}", self.passed);
         }
         if let Some((last, _)) = self.log.last_key_value() {
-            let limit = self.passed.plus(self.config.window);
-            assert!(*last <= limit, "held vote {last} beyond passed + window {limit}");
+            let limit = self.passed.max(self.watermark_seen).plus(self.config.window);
+            assert!(*last <= limit, "held vote {last} beyond the highest watermark + window {limit}");
         }
         debug_assert!(self.log.iter().all(|(d, v)| v.decree == *d && v.ballot <= self.max_ballot));
         if let Role::Primary(p) = &self.role {
             assert_eq!(p.ballot, self.max_ballot, "a primary's ballot is its promise");
             p.check_invariants(self.passed, self.config.window, &self.log);
+            assert!(p.known_chosen <= self.watermark_seen.max(self.passed), "primary's chosen mark unseen");
         }
         self.checked = (self.passed, self.max_ballot.clone());
     }
