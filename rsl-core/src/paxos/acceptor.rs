@@ -142,12 +142,10 @@ impl Replica {
             self.refuse(from);
             return Ok(());
         }
-        let token = if ballot == self.max_ballot {
-            self.gate.issued // a re-sent prepare: answer again once our promise is durable
-        } else {
-            self.observe_ballot(&ballot);
-            self.persist(Record::Promise(ballot.clone()))
-        };
+        // Journal the promise even when `max_ballot` already equals it: that value may
+        // come from a NotAccepted or a vote seen in memory only, never promised durably.
+        self.observe_ballot(&ballot);
+        let token = self.persist(Record::Promise(ballot.clone()));
         if self.accept_messages {
             let votes = self.log.range(passed.next()..).map(|(_, v)| Arc::clone(v)).collect();
             let watermark = self.watermark_seen.max(self.passed);
