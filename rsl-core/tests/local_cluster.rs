@@ -49,7 +49,7 @@ fn replicate(cluster: &LocalCluster, first: u64, count: u64) {
     let primary = wait_for_primary(cluster);
     let end = first + count;
     let mut next = first;
-    let mut submit = |next: &mut u64| {
+    let submit = |next: &mut u64| {
         cluster.submit(primary, Bytes::copy_from_slice(&next.to_le_bytes()), *next);
         *next += 1;
     };
