@@ -3,6 +3,9 @@
 //! - [`paxos`] is the protocol: a pure, deterministic state machine with no IO.
 //! - [`local`] runs several replicas of one cluster inside one process over channels and an
 //!   in-memory journal; the benchmarks and the demo use it until the real runtime lands.
+//! - [`wire`] is the legacy RSL wire format (versions 1–6) and rsl's version 7: messages,
+//!   packets, log records and the fingerprint, with no IO.
 
 pub mod local;
 pub mod paxos;
+pub mod wire;
