@@ -25,6 +25,20 @@ impl Replica {
         if vote.decree > limit {
             return Err(InvalidInput::DecreeFromTheFuture { decree: vote.decree, limit });
         }
+        if vote.configuration != self.configuration.number {
+            let (ours, theirs) = (self.configuration.number, vote.configuration);
+            return Err(InvalidInput::WrongConfiguration { ours, theirs });
+        }
+        // One value per (decree, ballot), checked before anything moves: a proposer that
+        // breaks it is not trusted for its watermark either.
+        if let Some(held) = self.log.get(&vote.decree) {
+            if held.ballot == vote.ballot && held.value_digest() != vote.value_digest() {
+                return Err(InvalidInput::ConflictingVote {
+                    decree: vote.decree,
+                    ballot: vote.ballot.clone(),
+                });
+            }
+        }
         if matches!(self.role, Role::Initializing(_)) {
             // Legacy caches these; we rely on the primary re-sending unacknowledged votes.
             return Ok(());
@@ -55,24 +69,22 @@ impl Replica {
             let token = self.persist(Record::Vote(vote));
             self.ack(token, from.clone(), decree, ballot);
         } else {
-            self.accept(from.clone(), vote)?;
+            self.accept(from.clone(), vote);
         }
         self.fetch_if_behind(from);
         Ok(())
     }
 
     /// Logs `vote` (the highest ballot for its decree) and acknowledges it once durable.
-    fn accept(&mut self, from: MemberId, vote: Arc<Vote>) -> Result<(), InvalidInput> {
+    fn accept(&mut self, from: MemberId, vote: Arc<Vote>) {
         let (decree, ballot) = (vote.decree, vote.ballot.clone());
         if let Some(held) = self.log.get(&decree) {
             if held.ballot == ballot {
-                if held.value_digest() != vote.value_digest() {
-                    return Err(InvalidInput::ConflictingVote { decree, ballot });
-                }
+                debug_assert_eq!(held.value_digest(), vote.value_digest(), "checked in on_vote");
                 // A re-sent vote: acknowledge again once everything issued is durable.
                 let token = self.gate.issued;
                 self.ack(token, from, decree, ballot);
-                return Ok(());
+                return;
             }
             assert!(held.ballot < ballot, "held ballot above the promise");
         }
@@ -80,7 +92,6 @@ impl Replica {
         let token = self.persist(Record::Vote(vote));
         self.ack(token, from, decree, ballot);
         self.advance_passed();
-        Ok(())
     }
 
     fn ack(&mut self, token: super::io::Token, to: MemberId, decree: Decree, ballot: Ballot) {

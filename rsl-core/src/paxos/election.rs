@@ -210,10 +210,13 @@ impl Replica {
             if v.ballot >= prep.ballot {
                 return Err(InvalidInput::BadPromise("carries a vote at or above the prepared ballot"));
             }
-            if v.decree <= prep.passed || v.decree > limit {
-                return Err(InvalidInput::BadPromise("carries a vote outside the prepared range"));
+            if v.decree > limit {
+                return Err(InvalidInput::BadPromise("carries a vote beyond its watermark + window"));
             }
         }
+        // Votes at or below our passed watermark are already settled for us; a legacy
+        // responder always embeds its latest vote, which may be one of them.
+        let votes = votes.into_iter().filter(|v| v.decree > prep.passed).collect();
         prep.watermark = prep.watermark.max(watermark);
         prep.promises.insert(from, votes);
         self.try_become_primary()
