@@ -111,6 +111,19 @@ impl Replica {
         freshest: BTreeMap<Decree, Arc<Vote>>,
         known_chosen: Decree,
     ) {
+        // We may have passed decrees our journal cannot prove chosen yet (a primary's
+        // last passes are proven only by its next proposal), while the promisers still
+        // hold them unpassed under an older ballot: our proposals start above them, so
+        // those replicas can only learn them from our journal. Journal the recent ones as
+        // their own proof, as the learner does (sound: every record issued before is
+        // durable first, and each passed vote's ballot is at least the chosen one).
+        let proofs: Vec<Arc<Vote>> = std::mem::take(&mut self.recent_passed)
+            .into_iter()
+            .map(|v| Arc::new(Vote { passed: v.decree, ..Vote::clone(&v) }))
+            .collect();
+        for proof in proofs {
+            self.persist(Record::Vote(proof));
+        }
         let last = freshest.keys().next_back().copied().unwrap_or(self.passed);
         let recovery = last.max(self.passed.next());
         self.role = Role::Primary(Primary {

@@ -62,6 +62,9 @@ pub struct Replica {
     pub(super) passed: Decree,
     /// Ballot of the vote at `passed`.
     pub(super) passed_ballot: Ballot,
+    /// The last `window` passed votes, oldest first: a new primary journals them as their
+    /// own proof (see `become_primary`).
+    pub(super) recent_passed: VecDeque<Arc<Vote>>,
     pub(super) executed: Decree,
     /// The highest passed watermark heard from the current primary, and its ballot.
     pub(super) primary_passed: (Decree, Ballot),
@@ -115,6 +118,7 @@ impl Replica {
             log: BTreeMap::new(),
             passed: recovered.checkpoint,
             passed_ballot: Ballot::default(),
+            recent_passed: VecDeque::new(),
             executed: recovered.checkpoint,
             primary_passed: (recovered.checkpoint, Ballot::default()),
             watermark_seen: recovered.checkpoint,
@@ -214,6 +218,9 @@ impl Replica {
                     self.next_election
                 }
             }
+            // The status retry waits while a fetch is outstanding (see on_initializing_timer);
+            // reporting it would have the driver spin on a deadline in the past.
+            Role::Initializing(_) if self.learning.is_some() => NEVER,
             Role::Initializing(init) => init.deadline(),
             Role::Preparing(prep) => prep.retry_at.min(prep.give_up_at),
             Role::Primary(p) => p.deadline(&self.config),
@@ -379,6 +386,10 @@ impl Replica {
         self.log.remove(&vote.decree);
         self.passed = vote.decree;
         self.passed_ballot = vote.ballot.clone();
+        if self.recent_passed.len() as u64 >= self.config.window {
+            self.recent_passed.pop_front();
+        }
+        self.recent_passed.push_back(Arc::clone(&vote));
         self.gate.ready.push(Action::Execute { vote, cookies });
     }
 
