@@ -140,10 +140,12 @@ fn primary_steps_down_for_a_higher_prepare_and_promises() {
     let mut r = primary(config(1));
     assert_eq!(
         step(&mut r, T0, prepare("3", 1, 1, &ballot(3, "3"))),
-        ["notify status primary=false", "persist #4 promise <3,3>"]
+        // The decree it passed last is journaled as its own proof: no later proposal of
+        // ours will prove it chosen.
+        ["notify status primary=false", "persist #4 vote 1 <2,2>", "persist #5 promise <3,3>"]
     );
     assert_eq!(
-        step(&mut r, T0, Input::Persisted(Token(4))),
+        step(&mut r, T0, Input::Persisted(Token(5))),
         ["send 3 <- 2@1: PrepareAccepted(1 <3,3> watermark=1 votes=0)"]
     );
     assert_eq!(r.state(), State::Secondary);
@@ -161,15 +163,18 @@ fn preparing_refuses_a_lower_prepare_and_yields_to_a_higher_one() {
 }
 
 #[test]
-fn initializing_refuses_a_lower_prepare_and_ignores_the_rest() {
+fn initializing_refuses_a_lower_prepare_and_promises_a_higher_one() {
+    // Legacy ignores every prepare that is not lower while Initializing. We promise and
+    // settle as secondary: a replica that cannot yet learn the newest decree of the one
+    // that passed most must still be able to elect it (simulator seed 941).
     let mut r = initializing(config(1));
     assert_eq!(
         step(&mut r, T0, prepare("3", 1, 0, &ballot(0, "3"))),
         ["send 3 <- 2@1: NotAccepted(1 passed=0 <1,1>)"]
     );
-    let before = r.pointers();
-    assert!(step(&mut r, T0, prepare("3", 2, 1, &ballot(2, "3"))).is_empty());
-    assert_eq!(r.pointers(), before);
+    assert_eq!(step(&mut r, T0, prepare("3", 2, 1, &ballot(2, "3"))), ["persist #2 promise <2,3>"]);
+    assert_eq!(r.state(), State::Secondary);
+    assert_eq!(r.pointers().max_ballot, ballot(2, "3"));
 }
 
 #[test]

@@ -82,7 +82,13 @@ fn requests_pass_in_turn_and_stepping_down_aborts_the_rest() {
     let higher = Body::NotAccepted { decree: Decree(3), passed: Decree(2), ballot: ballot(3, "1") };
     assert_eq!(
         step(&mut r, T0, msg("1", higher)),
-        ["abort cookie 2 NotPrimary", "abort cookie 3 NotPrimary", "notify status primary=false"]
+        // Decree 2, passed last, is journaled as its own proof on the way out.
+        [
+            "abort cookie 2 NotPrimary",
+            "abort cookie 3 NotPrimary",
+            "notify status primary=false",
+            "persist #6 vote 2 <2,2>"
+        ]
     );
     assert_eq!((r.state(), r.pointers().passed), (State::Secondary, Decree(2)));
 }
@@ -248,7 +254,12 @@ fn relinquishing_proposes_a_final_vote_and_steps_down_once_it_passes() {
     step(&mut r, T0, Input::Persisted(Token(4)));
     assert_eq!(
         step(&mut r, T0, accepted("3", 2, &mine())),
-        ["execute 2 (0 requests, ours)", "relinquished", "notify status primary=false"]
+        [
+            "execute 2 (0 requests, ours)",
+            "relinquished",
+            "notify status primary=false",
+            "persist #5 vote 2 <2,2>"
+        ]
     );
     assert_eq!(r.state(), State::Secondary);
 }

@@ -127,8 +127,12 @@ fn primary_refuses_a_lower_ballot() {
 fn primary_steps_down_for_a_higher_ballot_and_accepts_it() {
     let mut r = primary(config(1));
     let high = vote(2, &ballot(3, "3"), 1, &["c"]);
-    assert_eq!(step(&mut r, T0, vote_msg(&high)), ["notify status primary=false", "persist #4 vote 2 <3,3>"]);
-    assert_eq!(step(&mut r, T0, Input::Persisted(Token(4))), ["send 3 <- 2@1: VoteAccepted(2 <3,3>)"]);
+    // Decree 1, which it passed last, is journaled as its own proof on the way out.
+    assert_eq!(
+        step(&mut r, T0, vote_msg(&high)),
+        ["notify status primary=false", "persist #4 vote 1 <2,2>", "persist #5 vote 2 <3,3>"]
+    );
+    assert_eq!(step(&mut r, T0, Input::Persisted(Token(5))), ["send 3 <- 2@1: VoteAccepted(2 <3,3>)"]);
     assert_eq!(r.state(), State::Secondary);
     assert!(!r.is_primary());
 }

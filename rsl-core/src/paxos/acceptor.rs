@@ -65,8 +65,11 @@ impl Replica {
             // Chosen decrees below it are missing here; the fetch below brings them.
         } else if decree <= self.passed {
             // Already chosen here. Accept it again so a new primary finishing its
-            // re-proposals can count us; the value is the chosen one (Paxos).
-            let token = self.persist(Record::Vote(vote));
+            // re-proposals can count us; the value is the chosen one (Paxos). Journal it
+            // as its own proof: its ballot would otherwise outrank every record that
+            // proves the decree chosen, and the decree could no longer be served.
+            let proof = Vote { passed: decree, ..Vote::clone(&vote) };
+            let token = self.persist(Record::Vote(Arc::new(proof)));
             self.ack(token, from.clone(), decree, ballot);
         } else {
             self.accept(from.clone(), vote);
@@ -145,9 +148,6 @@ impl Replica {
             self.refuse(from);
             return Ok(());
         }
-        if matches!(self.role, Role::Initializing(_)) {
-            return Ok(()); // legacy: ignored without reply while Initializing
-        }
         if passed < self.passed {
             // The candidate misses decrees we know chosen: it must learn before leading.
             self.refuse(from);
@@ -161,6 +161,12 @@ impl Replica {
             let votes = self.log.range(passed.next()..).map(|(_, v)| Arc::clone(v)).collect();
             let watermark = self.watermark_seen.max(self.passed);
             self.send_after(token, from, Body::PrepareAccepted { decree, ballot, watermark, votes });
+        }
+        // Legacy ignores prepares while Initializing. We promise: a replica that cannot
+        // learn from the one that passed most (it cannot yet prove its newest decree)
+        // must still be able to elect it.
+        if matches!(self.role, Role::Initializing(_)) {
+            self.become_secondary();
         }
         Ok(())
     }

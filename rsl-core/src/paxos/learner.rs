@@ -105,6 +105,8 @@ impl Replica {
                 // The peer cannot prove more yet (its newest decrees are covered only by
                 // its next proposal). Wait as a secondary: a live primary's votes then
                 // bring us along; a dead one's absence leads to an election.
+                // Nor may we lead over it: it passed more. Let it (or the timer) decide.
+                self.force_reelection = false;
                 self.become_secondary();
                 self.next_election = self.now + self.election_delay();
             }

@@ -52,11 +52,11 @@ impl Vote {
         }
     }
 
-    /// FNV-1a digest of the value (body and relinquish flag), not of decree or ballot: two
-    /// votes for one (decree, ballot) must have equal digests.
+    /// FNV-1a digest of the value (the body), not of decree, ballot or the relinquish flag
+    /// (which speaks of the proposer, not of what is decided): two votes for one
+    /// (decree, ballot) must have equal digests.
     pub fn value_digest(&self) -> u64 {
         let mut h = Fnv::new();
-        h.write(&[u8::from(self.relinquish)]);
         match &self.body {
             VoteBody::Requests(requests) => {
                 h.write(&[0]);

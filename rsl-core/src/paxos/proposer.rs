@@ -111,19 +111,9 @@ impl Replica {
         freshest: BTreeMap<Decree, Arc<Vote>>,
         known_chosen: Decree,
     ) {
-        // We may have passed decrees our journal cannot prove chosen yet (a primary's
-        // last passes are proven only by its next proposal), while the promisers still
-        // hold them unpassed under an older ballot: our proposals start above them, so
-        // those replicas can only learn them from our journal. Journal the recent ones as
-        // their own proof, as the learner does (sound: every record issued before is
-        // durable first, and each passed vote's ballot is at least the chosen one).
-        let proofs: Vec<Arc<Vote>> = std::mem::take(&mut self.recent_passed)
-            .into_iter()
-            .map(|v| Arc::new(Vote { passed: v.decree, ..Vote::clone(&v) }))
-            .collect();
-        for proof in proofs {
-            self.persist(Record::Vote(proof));
-        }
+        // Promisers may hold our last passed decrees unpassed under an older ballot; our
+        // proposals start above them, so they can only learn them from our journal.
+        self.journal_recent_proofs();
         let last = freshest.keys().next_back().copied().unwrap_or(self.passed);
         let recovery = last.max(self.passed.next());
         self.role = Role::Primary(Primary {
@@ -141,13 +131,13 @@ impl Replica {
             last_proposed_at: self.now,
             retry_at: self.now + self.config.vote_retry_us,
         });
+        // A recovered relinquish vote is re-proposed without its flag: the flag says "my
+        // proposer steps down", which is not true of us (keeping it would make every
+        // secondary depose each new primary in turn).
         let mut decree = self.passed.next();
         while decree <= recovery {
-            let (body, relinquish) = match freshest.get(&decree) {
-                Some(v) => (v.body.clone(), v.relinquish),
-                None => (VoteBody::Requests(Vec::new()), false),
-            };
-            self.propose(body, relinquish, None);
+            let body = freshest.get(&decree).map_or(VoteBody::Requests(Vec::new()), |v| v.body.clone());
+            self.propose(body, false, None);
             decree = decree.next();
         }
     }
@@ -207,7 +197,9 @@ impl Replica {
 
     pub(super) fn on_relinquish(&mut self) -> Result<(), InvalidInput> {
         match &mut self.role {
-            Role::Primary(p) if p.notified && !p.closed => {
+            // Asked again while the term is already ending: nothing more to do.
+            Role::Primary(p) if p.notified && p.closed => Ok(()),
+            Role::Primary(p) if p.notified => {
                 p.queue.push_back(Pending::Relinquish);
                 p.closed = true;
                 self.propose_queued();

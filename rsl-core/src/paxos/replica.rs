@@ -420,9 +420,24 @@ impl Replica {
             if notified {
                 self.gate.ready.push(Action::NotifyStatus { primary: false });
             }
+            // Our last passes were to be proven by proposals we will no longer make.
+            self.journal_recent_proofs();
         }
         if self.next_election == NEVER {
             self.next_election = self.now + self.election_delay();
+        }
+    }
+
+    /// Journals the last `window` passed votes as their own proof (`passed = decree`), as
+    /// the learner does. A primary's latest passes are proven in its journal only by its
+    /// next proposal; at a change of primary that proposal may never come, and a replica
+    /// still missing those decrees could then learn them from nobody. Sound: records
+    /// become durable in token order, so each proof follows the record it vouches for,
+    /// and a passed vote's ballot is at least the ballot it was chosen under.
+    pub(super) fn journal_recent_proofs(&mut self) {
+        for vote in std::mem::take(&mut self.recent_passed) {
+            let proof = Vote { passed: vote.decree, ..Vote::clone(&vote) };
+            self.persist(Record::Vote(Arc::new(proof)));
         }
     }
 

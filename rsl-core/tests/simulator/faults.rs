@@ -56,8 +56,7 @@ impl Faults {
         let mut on = |pct: u64| rng.below(100) < pct;
         let (drop, duplicate, partitions, one_way_links, crashes, slow_disk, clock_jumps, reorder) =
             (on(50), on(30), on(50), on(30), on(50), on(50), on(30), on(50));
-        // Relinquishing livelocks the core today (see main.rs): opt in with SIM_RELINQUISH.
-        let (relinquish, veto) = (on(20) && std::env::var_os("SIM_RELINQUISH").is_some(), on(20));
+        let (relinquish, veto) = (on(20), on(20));
         let delay_min_us = 100 + rng.below(2_000);
         let spread = rng.below(if reorder { 20_000 } else { 500 });
         Self {

@@ -13,11 +13,6 @@
 //! SIM_SEED=1234 SIM_TRACE=1 cargo test --release -p rsl-core --test simulator one_seed -- --nocapture
 //! ```
 //!
-//! `SIM_RELINQUISH=1` adds "the primary relinquishes" to the fault mix. It is off by
-//! default because the core livelocks on it (e.g. seed 129): a new primary re-proposes a
-//! recovered relinquish vote (the flag is part of the value), every secondary that accepts
-//! it forces a re-election, and the next primary re-proposes it again.
-//!
 //! `SIM_SEEDS` (default 1000) seeds starting at `SIM_SEED_START` (default 0) run on every
 //! core; a seed takes a few hundred milliseconds in release.
 
@@ -64,9 +59,8 @@ fn run_with_summary(params: Params, trace: bool) -> (Vec<Violation>, String) {
 
 fn report(seed: u64, violations: &[Violation]) -> String {
     let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
-    let relinquish = if std::env::var_os("SIM_RELINQUISH").is_some() { "SIM_RELINQUISH=1 " } else { "" };
     format!(
-        "seed {seed} failed:\n{}\nreproduce: {relinquish}SIM_SEED={seed} cargo test --release -p rsl-core --test simulator one_seed -- --nocapture",
+        "seed {seed} failed:\n{}\nreproduce: SIM_SEED={seed} cargo test --release -p rsl-core --test simulator one_seed -- --nocapture",
         list.join("\n")
     )
 }
