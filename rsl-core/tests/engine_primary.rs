@@ -287,3 +287,21 @@ fn a_single_replica_elects_itself_and_executes_alone() {
     assert_eq!(step(&mut r, at, replicate("a", 1)), ["persist #3 vote 2 <1,2>"]);
     assert_eq!(step(&mut r, at, Input::Persisted(Token(3))), ["execute 2 (1 requests, ours)"]);
 }
+
+#[test]
+fn shutdown_returns_every_pending_request_and_leaves_the_replica_inert() {
+    // Legacy Unload: RSLShuttingDown for each pending request, and no NotifyStatus.
+    let mut r = primary_with(1, 1);
+    step(&mut r, T0, replicate("a", 1)); // decree 2, in flight
+    step(&mut r, T0, replicate("b", 2)); // waits for the window
+    assert_eq!(
+        step(&mut r, T0, Input::Shutdown),
+        ["abort cookie 1 ShuttingDown", "abort cookie 2 ShuttingDown"]
+    );
+    assert_eq!(r.state(), State::Inactive);
+    assert_eq!(r.next_deadline(), u64::MAX);
+    assert_eq!(step(&mut r, T0, replicate("c", 3)), ["abort cookie 3 NotPrimary"]);
+    assert!(step(&mut r, T0, accepted("1", 2, &mine())).is_empty());
+    let query = Body::StatusQuery { decree: Decree(1), ballot: mine() };
+    assert_eq!(step(&mut r, T0, msg("1", query)).len(), 1, "status queries are still answered");
+}

@@ -70,6 +70,9 @@ pub enum Input {
     AttemptPromotion,
     /// Replace the base election delay (legacy `ChangeElectionDelay`).
     ChangeElectionDelay { delay_us: u64 },
+    /// Stop (legacy Unload): pending requests are aborted with `ShuttingDown`; afterwards
+    /// the replica only answers status queries.
+    Shutdown,
 }
 
 /// Something the driver must do, in drain order.

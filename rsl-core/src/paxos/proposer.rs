@@ -72,14 +72,14 @@ impl Primary {
     }
 
     /// Returns every request not yet chosen, in-flight ones first (legacy order).
-    pub fn abort_all(self, out: &mut Vec<Action>) {
+    pub fn abort_all(self, reason: AbortReason, out: &mut Vec<Action>) {
         let in_flight = self.in_flight.into_values().filter_map(|f| f.cookies).flatten();
         let queued = self.queue.into_iter().filter_map(|p| match p {
             Pending::Request { cookie, .. } => Some(cookie),
             Pending::Relinquish => None,
         });
         for cookie in in_flight.chain(queued) {
-            out.push(Action::Abort { cookie, reason: AbortReason::NotPrimary });
+            out.push(Action::Abort { cookie, reason });
         }
     }
 

@@ -8,7 +8,7 @@
 
 use super::config::Config;
 use super::election::{Initializing, Preparing};
-use super::io::{Action, Cookie, Input, Record, Recovered, Token};
+use super::io::{AbortReason, Action, Cookie, Input, Record, Recovered, Token};
 use super::learner::{chosen_votes, Learning};
 use super::message::{Body, Message, State, Status, Vote};
 use super::proposer::{PeerVote, Primary};
@@ -186,6 +186,10 @@ impl Replica {
             Input::Relinquish => self.on_relinquish(),
             Input::AttemptPromotion => {
                 self.force_reelection = true;
+                Ok(())
+            }
+            Input::Shutdown => {
+                self.shut_down();
                 Ok(())
             }
             Input::ChangeElectionDelay { delay_us } => {
@@ -416,7 +420,7 @@ impl Replica {
     pub(super) fn become_secondary(&mut self) {
         if let Role::Primary(primary) = std::mem::replace(&mut self.role, Role::Secondary) {
             let notified = primary.notified;
-            primary.abort_all(&mut self.gate.ready);
+            primary.abort_all(AbortReason::NotPrimary, &mut self.gate.ready);
             if notified {
                 self.gate.ready.push(Action::NotifyStatus { primary: false });
             }
@@ -439,6 +443,17 @@ impl Replica {
             let proof = Vote { passed: vote.decree, ..Vote::clone(&vote) };
             self.persist(Record::Vote(Arc::new(proof)));
         }
+    }
+
+    /// Legacy Unload: every pending request goes back with `ShuttingDown` (no NotifyStatus
+    /// on shutdown) and the replica stops taking part: from then on it only answers status
+    /// queries.
+    fn shut_down(&mut self) {
+        if let Role::Primary(primary) = std::mem::replace(&mut self.role, Role::Inactive) {
+            primary.abort_all(AbortReason::ShuttingDown, &mut self.gate.ready);
+        }
+        self.learning = None;
+        self.force_reelection = false;
     }
 
     /// The election delay with its jitter, drawn anew each time.
