@@ -170,3 +170,12 @@ fn an_out_of_range_config_field_is_named() {
     assert_eq!(slow.validate().unwrap_err().field, "heartbeat_us");
     assert_eq!(Config::default().validate(), Ok(()));
 }
+
+#[test]
+fn an_election_delay_out_of_range_is_rejected() {
+    // Legacy ChangeElectionDelay validates nothing; we hold it to the config's range.
+    let mut r = secondary(config(1));
+    let error = ConfigError { field: "election_delay_us", value: 0, min: 1_000, max: 3_600_000_000 };
+    rejects(&mut r, Input::ChangeElectionDelay { delay_us: 0 }, InvalidInput::BadConfig(error));
+    assert_eq!(r.step(T0, Input::ChangeElectionDelay { delay_us: 5_000_000 }), Ok(()));
+}

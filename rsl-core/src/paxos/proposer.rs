@@ -171,8 +171,12 @@ impl Replica {
         );
         self.log.insert(decree, Arc::clone(&vote));
         let token = self.persist(Record::Vote(Arc::clone(&vote)));
-        let now = self.now;
+        let (now, retry) = (self.now, self.config.vote_retry_us);
         let p = self.primary();
+        if p.in_flight.is_empty() {
+            // The re-send clock starts with the first vote in flight, not with an old one.
+            p.retry_at = now + retry;
+        }
         p.in_flight.insert(decree, InFlight { vote: Arc::clone(&vote), token, acks: Vec::new(), cookies });
         p.last_proposed_at = now;
         self.broadcast(&Body::Vote(vote));

@@ -193,11 +193,14 @@ impl Replica {
                 Ok(())
             }
             Input::ChangeElectionDelay { delay_us } => {
-                self.config.election_delay_us = delay_us.max(1);
-                if self.next_election != NEVER && matches!(self.role, Role::Secondary) {
-                    self.next_election = self.now + self.election_delay();
-                }
-                Ok(())
+                // Legacy does not validate this; we keep the config's range.
+                let config = Config { election_delay_us: delay_us, ..self.config.clone() };
+                config.validate().map_err(InvalidInput::BadConfig).map(|()| {
+                    self.config = config;
+                    if self.next_election != NEVER && matches!(self.role, Role::Secondary) {
+                        self.next_election = self.now + self.election_delay();
+                    }
+                })
             }
         };
         self.on_timers();
