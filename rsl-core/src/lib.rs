@@ -5,7 +5,13 @@
 //!   in-memory journal; the benchmarks and the demo use it until the real runtime lands.
 //! - [`wire`] is the legacy RSL wire format (versions 1–6) and rsl's version 7: messages,
 //!   packets, log records and the fingerprint, with no IO.
+//! - [`storage`] is the journal: legacy `.log` files or a memory-mapped (NVM) log, and
+//!   recovery from either.
+//! - [`transport`] moves protocol messages between replicas: the Paxos-port TCP transport
+//!   with its validation gateway.
 
 pub mod local;
 pub mod paxos;
+pub mod storage;
+pub mod transport;
 pub mod wire;

@@ -1,0 +1,138 @@
+//! Transports move [`crate::paxos::Message`]s between replicas. Today there is one: [`tcp`],
+//! the legacy Paxos port (§4.12), a concrete [`TcpTransport`] rather than a trait, because
+//! a trait with a single implementation would freeze a guessed interface; the runtime and
+//! a second transport (in-process or rdma) will show which methods the trait needs.
+//!
+//! Layout: `tcp` owns sockets and threads; `gateway` turns untrusted stream bytes into
+//! admitted messages (every refusal counted); `outbox` is the bounded per-connection send
+//! queue with batched writes; `stats` holds the counters. Invariants: nothing a peer sends
+//! reaches the runtime without passing the gateway, and no queue grows without bound.
+
+mod gateway;
+mod outbox;
+mod stats;
+mod tcp;
+
+pub use stats::{Refusal, TransportStats};
+pub use tcp::{Packet, TcpTransport};
+
+use crate::paxos::{MemberId, MemberSet};
+use crate::wire::{EncodeError, Limits, Version};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// The settings of one replica's transport (legacy `RSLConfigParam` rows 13, 14, 17, 27 and
+/// `EnableListenOnAllIPs`, plus the reconnect backoff).
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// This replica; must be in `members`.
+    pub me: MemberId,
+    /// The configuration: ids, IPs (0 = any source, for tests) and Paxos ports.
+    pub members: MemberSet,
+    /// The version outgoing messages are encoded in; every version is accepted.
+    pub version: Version,
+    /// Largest packet accepted (`m_maxMessageSizeMB`); a larger one drops the connection.
+    pub limits: Limits,
+    /// Connect and send timeout (`m_sendTimeoutSec`).
+    pub send_timeout: Duration,
+    /// Longest silence in the middle of a packet (`m_receiveTimeoutSec`); an idle
+    /// connection between packets is kept.
+    pub receive_timeout: Duration,
+    /// Packets queued or being written per connection before new ones are dropped
+    /// (`m_maxOutstandingPerReplica`).
+    pub max_outstanding_per_replica: usize,
+    /// Listen on every address and let the kernel choose outgoing source addresses
+    /// (`EnableListenOnAllIPs`); otherwise both are bound to this member's IP.
+    pub listen_on_all_ips: bool,
+    /// The first reconnect delay; it doubles per failed attempt up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+impl TransportConfig {
+    /// Legacy defaults: 5 s send and receive timeouts, 10 outstanding packets per peer,
+    /// 100 MiB packets; reconnects back off from 15 ms (legacy's effective retry delay) to 1 s.
+    pub fn new(me: MemberId, members: MemberSet, version: Version) -> Self {
+        Self {
+            me,
+            members,
+            version,
+            limits: Limits::default(),
+            send_timeout: Duration::from_secs(5),
+            receive_timeout: Duration::from_secs(5),
+            max_outstanding_per_replica: 10,
+            listen_on_all_ips: false,
+            reconnect_min: Duration::from_millis(15),
+            reconnect_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why [`TcpTransport::start`] failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// `me` is not in the member set.
+    NotAMember(MemberId),
+    /// A setting that cannot work (zero timeout, zero queue bound, backoff out of order).
+    Invalid(&'static str),
+    /// The listener could not be bound.
+    Listen(std::io::Error),
+    /// A thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAMember(id) => write!(f, "member {id} is not in the configuration"),
+            Self::Invalid(why) => write!(f, "invalid transport setting: {why}"),
+            Self::Listen(e) => write!(f, "cannot listen on the Paxos port: {e}"),
+            Self::Thread(e) => write!(f, "cannot start a transport thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Why a message was not queued. Losing a message is normal for Paxos (it re-sends), so
+/// the runtime may ignore these; [`SendError::QueueFull`] and [`SendError::NoConnection`]
+/// are also counted in [`TransportStats`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The message cannot be carried by the configured version.
+    Encode(EncodeError),
+    /// The destination is not a peer in the configuration.
+    UnknownPeer(MemberId),
+    /// The peer already has `max_outstanding_per_replica` packets outstanding.
+    QueueFull,
+    /// A response to a peer that has no inbound connection to answer on.
+    NoConnection,
+    /// The transport was stopped.
+    Stopped,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Encode(e) => write!(f, "cannot encode: {e}"),
+            Self::UnknownPeer(id) => write!(f, "{id} is not a peer"),
+            Self::QueueFull => f.write_str("the peer's send queue is full"),
+            Self::NoConnection => f.write_str("no connection from the peer to respond on"),
+            Self::Stopped => f.write_str("the transport is stopped"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A member's IPv4 address from the legacy `RSLNode::m_ip` value: network byte order in
+/// memory, as `inet_addr` returns it on the little-endian hosts legacy runs on.
+pub fn member_addr(ip: u32) -> Ipv4Addr {
+    Ipv4Addr::from(ip.to_le_bytes())
+}
+
+/// The legacy `m_ip` value of `addr` (the inverse of [`member_addr`]).
+pub fn member_ip(addr: Ipv4Addr) -> u32 {
+    u32::from_le_bytes(addr.octets())
+}

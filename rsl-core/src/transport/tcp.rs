@@ -1,0 +1,439 @@
+//! The Paxos-port TCP transport (legacy NetPacketSvc, §4.12). Each replica listens on its
+//! `rsl_port` and keeps one persistent client connection to every peer. Requests (Vote,
+//! Prepare, StatusQuery) go out on the client connection; responses go back on the
+//! connection the peer's requests arrive on, found through a per-peer handle that the
+//! inbound connection registers when its first admitted message names the peer.
+//!
+//! Threads: one listener; per peer one client writer (which also connects and reconnects
+//! with capped exponential backoff) and, while connected, one reader; per accepted
+//! connection one reader and one writer. A replica of an n-member cluster thus runs
+//! 1 + 4(n − 1) threads once connected: 9 in a 3-member cluster (27 in all), 17 in a
+//! 5-member one (85 in all); all of them block in the kernel or on a channel when idle.
+//! Every connection's queue is bounded by `max_outstanding_per_replica`; received messages
+//! go to one bounded channel, so a runtime that stops reading pushes back through TCP.
+
+use super::gateway::{is_response, Gateway, PacketReader, ReadEnd, Side};
+use super::outbox::{outbox, Outbox, PushError, Queue};
+use super::stats::{Counters, Refusal, TransportStats};
+use super::{member_addr, SendError, StartError, TransportConfig};
+use crate::paxos::{Member, MemberId, Message};
+use crate::wire::{encode_packet, WireMessage};
+use bytes::Bytes;
+use crossbeam_channel::{bounded, never, select, Receiver, Sender, TryRecvError};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+/// Received messages buffered for the runtime before readers block.
+const EVENTS_CAPACITY: usize = 4096;
+
+/// A message encoded once for the configured version, ready to go to any number of peers.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    bytes: Bytes,
+    response: bool,
+}
+
+/// One replica's Paxos port. Dropping it stops it.
+pub struct TcpTransport {
+    shared: Arc<Shared>,
+    /// The client connection of every peer.
+    peers: HashMap<MemberId, Outbox>,
+    events: Receiver<(MemberId, Message)>,
+    /// Dropped to stop: every thread's `Shared::stop` then reports disconnection.
+    stop: Option<Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+    listen_addr: SocketAddr,
+}
+
+struct Shared {
+    config: TransportConfig,
+    me: Member,
+    gateway: Gateway,
+    counters: Counters,
+    events: Sender<(MemberId, Message)>,
+    stop: Receiver<()>,
+    /// The newest inbound connection of each peer (its serial and queue), for responses.
+    inbound: Mutex<HashMap<MemberId, (u64, Outbox)>>,
+    /// Every open socket by serial, so `stop` can shut them down; `None` once stopped.
+    sockets: Mutex<Option<HashMap<u64, Arc<TcpStream>>>>,
+    next_serial: AtomicU64,
+}
+
+impl TcpTransport {
+    /// Binds the listener and starts connecting to every peer.
+    pub fn start(config: TransportConfig) -> Result<Self, StartError> {
+        validate(&config)?;
+        let me = config.members.members().iter().find(|m| m.id == config.me).cloned();
+        let me = me.ok_or_else(|| StartError::NotAMember(config.me.clone()))?;
+        let listen_addr = listen_addr(&me, config.listen_on_all_ips);
+        let listener = bind(listen_addr).map_err(StartError::Listen)?;
+        let (stop_tx, stop) = bounded(0);
+        let (events_tx, events) = bounded(EVENTS_CAPACITY);
+        let shared = Arc::new(Shared {
+            gateway: Gateway::new(&me.id, &config.members, config.limits),
+            me,
+            counters: Counters::default(),
+            events: events_tx,
+            stop,
+            inbound: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(Some(HashMap::new())),
+            next_serial: AtomicU64::new(0),
+            config,
+        });
+        // On an early return `stop_tx` is dropped, which ends the threads already started;
+        // the listener starts last because only a connection wakes it.
+        let mut threads = Vec::new();
+        let mut peers = HashMap::new();
+        for peer in shared.config.members.members().iter().filter(|m| m.id != shared.me.id) {
+            let (outbox, queue) = outbox(shared.config.max_outstanding_per_replica);
+            let (client, peer_member) = (Arc::clone(&shared), peer.clone());
+            let thread = spawn("rsl-tcp-client", move || client_loop(&client, &peer_member, &queue));
+            threads.push(thread.map_err(StartError::Thread)?);
+            peers.insert(peer.id.clone(), outbox);
+        }
+        let listening = Arc::clone(&shared);
+        let listen = spawn("rsl-tcp-listen", move || accept_loop(&listening, &listener));
+        threads.push(listen.map_err(StartError::Thread)?);
+        Ok(Self { shared, peers, events, stop: Some(stop_tx), threads, listen_addr })
+    }
+
+    /// Messages admitted from peers, with their sender.
+    pub fn events(&self) -> &Receiver<(MemberId, Message)> {
+        &self.events
+    }
+
+    /// Encodes `message` once; the packet may then go to several peers.
+    pub fn encode(&self, message: &Message) -> Result<Packet, SendError> {
+        let wire = WireMessage::from_core(message, self.shared.config.version).map_err(SendError::Encode)?;
+        let bytes = Bytes::from(encode_packet(&wire).map_err(SendError::Encode)?);
+        Ok(Packet { bytes, response: is_response(&message.body) })
+    }
+
+    /// Queues `message` for `to`: a request on our client connection to it, a response on
+    /// its inbound connection to us.
+    pub fn send(&self, to: &MemberId, message: &Message) -> Result<(), SendError> {
+        self.send_packet(to, &self.encode(message)?)
+    }
+
+    /// Queues an encoded packet for `to` (the bytes are shared, not copied).
+    pub fn send_packet(&self, to: &MemberId, packet: &Packet) -> Result<(), SendError> {
+        if self.stop.is_none() {
+            return Err(SendError::Stopped);
+        }
+        let client = self.peers.get(to).ok_or_else(|| SendError::UnknownPeer(to.clone()))?;
+        let pushed = if packet.response {
+            let inbound = self.shared.inbound.lock().unwrap_or_else(PoisonError::into_inner);
+            match inbound.get(to) {
+                Some((_, outbox)) => outbox.push(packet.bytes.clone()).map_err(|e| match e {
+                    PushError::Full => SendError::QueueFull,
+                    PushError::Closed => SendError::NoConnection,
+                }),
+                None => Err(SendError::NoConnection),
+            }
+        } else {
+            client.push(packet.bytes.clone()).map_err(|e| match e {
+                PushError::Full => SendError::QueueFull,
+                PushError::Closed => SendError::Stopped,
+            })
+        };
+        match pushed {
+            Err(SendError::QueueFull) => self.shared.counters.refuse(Refusal::QueueFull),
+            Err(SendError::NoConnection) => self.shared.counters.refuse(Refusal::NoConnection),
+            _ => {}
+        }
+        pushed
+    }
+
+    pub fn stats(&self) -> TransportStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Closes every connection and joins every thread. A client writer in the middle of a
+    /// connect finishes it first (at most `send_timeout`).
+    pub fn stop(&mut self) {
+        if self.stop.take().is_none() {
+            return;
+        }
+        let sockets = self.shared.sockets.lock().unwrap_or_else(PoisonError::into_inner).take();
+        for socket in sockets.into_iter().flat_map(HashMap::into_values) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        // Wake the listener from `accept`; it sees the stop and exits.
+        let mut wake = self.listen_addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        let _ = TcpStream::connect_timeout(&wake, self.shared.config.send_timeout);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn validate(config: &TransportConfig) -> Result<(), StartError> {
+    let checks = [
+        (config.send_timeout.is_zero(), "send_timeout is zero"),
+        (config.receive_timeout.is_zero(), "receive_timeout is zero"),
+        (config.max_outstanding_per_replica == 0, "max_outstanding_per_replica is zero"),
+        (config.reconnect_min.is_zero(), "reconnect_min is zero"),
+        (config.reconnect_min > config.reconnect_max, "reconnect_min exceeds reconnect_max"),
+    ];
+    match checks.into_iter().find(|(bad, _)| *bad) {
+        Some((_, why)) => Err(StartError::Invalid(why)),
+        None => Ok(()),
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new().name(name.to_owned()).spawn(f)
+}
+
+/// `EnableListenOnAllIPs`: every address, else only this member's.
+fn listen_addr(me: &Member, listen_on_all: bool) -> SocketAddr {
+    let ip = if listen_on_all { Ipv4Addr::UNSPECIFIED } else { member_addr(me.ip) };
+    SocketAddr::new(IpAddr::V4(ip), me.rsl_port)
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    // A restarted replica must rebind its port while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
+/// A client connection to `peer`, from this member's IP (the peer identifies us by it)
+/// unless listen-on-all lets the kernel choose.
+fn connect(shared: &Shared, peer: &Member) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    if !shared.config.listen_on_all_ips && shared.me.ip != 0 {
+        socket.bind(&SocketAddr::new(IpAddr::V4(member_addr(shared.me.ip)), 0).into())?;
+    }
+    let to = SocketAddr::new(IpAddr::V4(member_addr(peer.ip)), peer.rsl_port);
+    socket.connect_timeout(&to.into(), shared.config.send_timeout)?;
+    let stream: TcpStream = socket.into();
+    configure(&stream, &shared.config)?;
+    Ok(stream)
+}
+
+fn configure(stream: &TcpStream, config: &TransportConfig) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(config.receive_timeout))?;
+    stream.set_write_timeout(Some(config.send_timeout))
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    /// Registers an open socket for `stop`; `None` (and the socket closed) once stopped.
+    fn track(&self, stream: TcpStream) -> Option<(u64, Arc<TcpStream>)> {
+        let stream = Arc::new(stream);
+        let mut sockets = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sockets) = sockets.as_mut() else {
+            let _ = stream.shutdown(Shutdown::Both);
+            return None;
+        };
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        sockets.insert(serial, Arc::clone(&stream));
+        Some((serial, stream))
+    }
+
+    fn close(&self, serial: u64, stream: &TcpStream) {
+        let _ = stream.shutdown(Shutdown::Both);
+        if let Some(sockets) = self.sockets.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            sockets.remove(&serial);
+        }
+    }
+
+    /// Hands a message to the runtime; false once stopped.
+    fn deliver(&self, from: MemberId, message: Message) -> bool {
+        select! {
+            send(self.events, (from, message)) -> sent => sent.is_ok(),
+            recv(self.stop) -> _ => false,
+        }
+    }
+
+    /// Reads, admits and delivers packets until the connection ends. On a server-side
+    /// connection, each peer that speaks makes `outbox` its response route; returns them.
+    /// (Several peers share a connection only when their configured IP is 0 = any.)
+    fn read_loop(&self, stream: &TcpStream, side: Side, route: Option<(u64, &Outbox)>) -> Vec<MemberId> {
+        let mut speakers: Vec<MemberId> = Vec::new();
+        let Ok(source) = stream.peer_addr().map(|a| a.ip()) else { return speakers };
+        let mut reader = PacketReader::new(stream, *self.gateway.limits());
+        loop {
+            let packet = match reader.next_packet() {
+                Ok(packet) => packet,
+                Err(ReadEnd::Closed) => return speakers,
+                Err(ReadEnd::Refused(reason)) => {
+                    self.counters.refuse(reason);
+                    return speakers;
+                }
+            };
+            let message = match self.gateway.admit(&packet, side, source) {
+                Ok(message) => message,
+                Err(refused) => {
+                    self.counters.refuse(refused.reason);
+                    if refused.close {
+                        return speakers;
+                    }
+                    continue;
+                }
+            };
+            if let Some((serial, outbox)) = route.filter(|_| !speakers.contains(&message.from)) {
+                let mut inbound = self.inbound.lock().unwrap_or_else(PoisonError::into_inner);
+                inbound.insert(message.from.clone(), (serial, outbox.clone()));
+                speakers.push(message.from.clone());
+            }
+            if !self.deliver(message.from.clone(), message) {
+                return speakers;
+            }
+        }
+    }
+}
+
+/// Writes queued packets until the connection breaks (false) or the queue's senders are
+/// gone or the transport stops (true). `closed` fires when the connection's reader ends.
+fn pump(shared: &Shared, queue: &Queue, stream: &TcpStream, closed: &Receiver<()>) -> bool {
+    loop {
+        select! {
+            recv(queue.receiver()) -> packet => match packet {
+                Ok(first) => {
+                    if queue.write_batch(first, &mut &*stream).is_err() {
+                        return false;
+                    }
+                }
+                Err(_) => return true,
+            },
+            recv(closed) -> _ => return false,
+            recv(shared.stop) -> _ => return true,
+        }
+    }
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
+    let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    for stream in listener.incoming() {
+        if shared.stopped() {
+            break;
+        }
+        let Ok(stream) = stream else {
+            // Out of descriptors or similar: do not spin; retry shortly.
+            if shared.stop.recv_timeout(shared.config.reconnect_min).is_err_and(|e| e.is_disconnected()) {
+                break;
+            }
+            continue;
+        };
+        shared.counters.accepted();
+        connections.retain(|c| !c.is_finished());
+        let serving = Arc::clone(shared);
+        // A connection that cannot get a thread is dropped, closing it.
+        if let Ok(thread) = spawn("rsl-tcp-serve", move || serve(&serving, stream)) {
+            connections.push(thread);
+        }
+    }
+    for connection in connections {
+        let _ = connection.join();
+    }
+}
+
+/// One accepted connection: this thread reads the peer's requests, a second one writes
+/// our responses.
+fn serve(shared: &Arc<Shared>, stream: TcpStream) {
+    if configure(&stream, &shared.config).is_err() {
+        return;
+    }
+    let Some((serial, stream)) = shared.track(stream) else { return };
+    let (outbox, queue) = outbox(shared.config.max_outstanding_per_replica);
+    let (writing, write_stream) = (Arc::clone(shared), Arc::clone(&stream));
+    let writer = spawn("rsl-tcp-respond", move || {
+        pump(&writing, &queue, &write_stream, &never());
+        let _ = write_stream.shutdown(Shutdown::Both);
+    });
+    let speakers = match &writer {
+        Ok(_) => shared.read_loop(&stream, Side::Server, Some((serial, &outbox))),
+        Err(_) => Vec::new(),
+    };
+    let mut inbound = shared.inbound.lock().unwrap_or_else(PoisonError::into_inner);
+    for speaker in speakers {
+        // A newer connection from the same peer may have taken over the route.
+        if inbound.get(&speaker).is_some_and(|(s, _)| *s == serial) {
+            inbound.remove(&speaker);
+        }
+    }
+    drop(inbound);
+    drop(outbox); // with the route gone, the writer's queue disconnects and it exits
+    shared.close(serial, &stream);
+    if let Ok(writer) = writer {
+        let _ = writer.join();
+    }
+}
+
+/// The client connection to `peer`: connect, write requests, reconnect after a failure.
+/// Packets queued while disconnected wait (bounded) for the next connection. The backoff
+/// doubles after each failed connect or short-lived connection and resets after a
+/// connection that lasted `reconnect_max`.
+fn client_loop(shared: &Arc<Shared>, peer: &Member, queue: &Queue) {
+    let config = &shared.config;
+    let mut backoff = config.reconnect_min;
+    loop {
+        if let Ok(stream) = connect(shared, peer) {
+            let Some((serial, stream)) = shared.track(stream) else { return };
+            shared.counters.connected();
+            let since = Instant::now();
+            let (closed_tx, closed) = bounded::<()>(0);
+            let (reading, read_stream) = (Arc::clone(shared), Arc::clone(&stream));
+            let reader = spawn("rsl-tcp-client-read", move || {
+                reading.read_loop(&read_stream, Side::Client, None);
+                drop(closed_tx);
+            });
+            // Without a reader thread the connection is useless: close it and retry later.
+            let stopped = reader.is_ok() && pump(shared, queue, &stream, &closed);
+            shared.close(serial, &stream);
+            if let Ok(reader) = reader {
+                let _ = reader.join();
+            }
+            if stopped {
+                return;
+            }
+            if since.elapsed() >= config.reconnect_max {
+                backoff = config.reconnect_min;
+            }
+        }
+        if shared.stop.recv_timeout(backoff).is_err_and(|e| e.is_disconnected()) {
+            return;
+        }
+        backoff = (backoff * 2).min(config.reconnect_max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::member_ip;
+
+    #[test]
+    fn listens_on_its_own_address_unless_told_to_listen_on_all() {
+        let me = Member {
+            rsl_port: 4000,
+            ip: member_ip(Ipv4Addr::new(127, 0, 0, 2)),
+            ..Member::named("1").unwrap()
+        };
+        assert_eq!(listen_addr(&me, false), "127.0.0.2:4000".parse().unwrap());
+        assert_eq!(listen_addr(&me, true), "0.0.0.0:4000".parse().unwrap());
+    }
+}
