@@ -1,8 +1,9 @@
 //! The replica's state, the `step` entry point, the durability gate and the invariants.
 //!
 //! Log pointers (see docs/protocol.md): `executed ≤ passed`; every accepted vote the replica
-//! still holds (`log`) lies in `(passed, passed + window]`; every held vote's ballot is
-//! ≤ `max_ballot`; `passed` and `max_ballot` never decrease within one incarnation.
+//! still holds (`log`) lies in `(passed, max(passed, watermark_seen) + window]`; every held
+//! vote's ballot is ≤ `max_ballot`; `passed` and `max_ballot` never decrease within one
+//! incarnation.
 //! Messages that reveal durable state (an acceptance, a promise) wait in the durability
 //! gate until the driver reports the record they depend on persisted.
 
@@ -62,8 +63,8 @@ pub struct Replica {
     pub(super) passed: Decree,
     /// Ballot of the vote at `passed`.
     pub(super) passed_ballot: Ballot,
-    /// The last `window` passed votes, oldest first: a new primary journals them as their
-    /// own proof (see `become_primary`).
+    /// The last `window` passed votes, oldest first, journaled as their own proof when the
+    /// replica takes or leaves the primary role (see `journal_recent_proofs`).
     pub(super) recent_passed: VecDeque<Arc<Vote>>,
     pub(super) executed: Decree,
     /// The highest passed watermark heard from the current primary, and its ballot.
@@ -80,6 +81,8 @@ pub struct Replica {
     pub(super) accept_messages: bool,
     pub(super) vote_payload: u64,
     pub(super) checkpointed: Decree,
+    /// The lowest decree the journal held at start (the journal is not truncated yet).
+    min_decree_in_log: Decree,
     /// For the monotonicity invariants.
     checked: (Decree, Ballot),
 }
@@ -130,6 +133,15 @@ impl Replica {
             accept_messages: true,
             vote_payload: 0,
             checkpointed: recovered.checkpoint,
+            min_decree_in_log: recovered
+                .records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Vote(v) => Some(v.decree),
+                    Record::Promise(_) => None,
+                })
+                .min()
+                .unwrap_or(recovered.checkpoint),
             checked: (recovered.checkpoint, Ballot::default()),
         };
         for vote in chosen_votes(&recovered.records, recovered.checkpoint) {
@@ -301,7 +313,7 @@ impl Replica {
             ballot: ballot.clone(),
             passed: self.passed,
             last_received_ago_ms: self.last_vote_at.map_or(-1, |t| ((self.now - t) / 1000) as i64),
-            min_decree_in_log: Decree(self.checkpointed.0.min(1)),
+            min_decree_in_log: self.min_decree_in_log,
             checkpointed_decree: self.checkpointed,
             checkpoint_size: 0,
             max_ballot: self.max_ballot.clone(),
