@@ -339,14 +339,18 @@ fn the_send_queue_bound_holds_while_a_peer_is_down() {
     assert_eq!(recv(&two).1, query(100));
 }
 
-/// Starts this test binary again as member "2" (see `child_role`), on 127.0.0.2.
+/// Starts this test binary again, running this same test as member "2" on 127.0.0.2
+/// (`child_role`, selected by the environment).
 #[test]
 fn two_processes_exchange_every_message_type() {
+    if let Ok(ports) = std::env::var(CHILD_ENV) {
+        return child_role(&ports);
+    }
     let ports = [free_port(loopback(1)), free_port(loopback(2))];
     let members = members(&ports);
     let one = start("1", &members, Version::V6);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "two_processes_exchange_every_message_type", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, format!("{},{}", ports[0], ports[1]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -383,12 +387,9 @@ fn two_processes_exchange_every_message_type() {
     );
 }
 
-/// The child of `two_processes_exchange_every_message_type`; a no-op in a normal run.
-/// Answers each request from "1" (checking it is exactly what was sent) until its stdin
-/// closes.
-#[test]
-fn child_role() {
-    let Ok(ports) = std::env::var(CHILD_ENV) else { return };
+/// The child of `two_processes_exchange_every_message_type`: answers each request from
+/// "1" (checking it is exactly what was sent) until its stdin closes.
+fn child_role(ports: &str) {
     let ports: Vec<u16> = ports.split(',').map(|p| p.parse().unwrap()).collect();
     let two = start("2", &members(&ports), Version::V6);
     let stdin_closed = stdin_closed();
