@@ -57,6 +57,9 @@ impl Replica {
         self.watermark_seen = self.watermark_seen.max(vote.passed);
         if vote.passed > self.primary_passed.0 || vote.ballot != self.primary_passed.1 {
             self.primary_passed = (vote.passed, vote.ballot.clone());
+            // A vote we will not journal (beyond our window once its watermark has passed
+            // what it covers) proves nothing in our journal.
+            self.primary_passed_journaled = vote.decree <= self.covered_through().plus(self.config.window);
         }
         self.advance_passed();
         let decree = vote.decree;
@@ -106,18 +109,31 @@ impl Replica {
 
     /// Passes held votes covered by the primary's watermark: a vote at `d ≤ watermark`
     /// accepted under the watermark's own ballot holds the chosen value.
+    ///
+    /// When the vote that carried the watermark is not in our journal, each decree passed
+    /// here is journaled as its own proof: otherwise our journal could never show it
+    /// chosen, and a replica missing it could not learn it from us.
     pub(super) fn advance_passed(&mut self) {
-        let watermark = self.primary_passed.0;
-        while self.passed < watermark {
-            let next = self.passed.next();
-            match self.log.get(&next) {
-                Some(v) if v.ballot == self.primary_passed.1 => {
-                    let vote = Arc::clone(v);
-                    self.pass(vote, None);
-                }
-                _ => break,
+        let through = self.covered_through();
+        while self.passed < through {
+            let vote = Arc::clone(&self.log[&self.passed.next()]);
+            if !self.primary_passed_journaled {
+                let proof = Vote { passed: vote.decree, ..Vote::clone(&vote) };
+                self.persist(Record::Vote(Arc::new(proof)));
             }
+            self.pass(vote, None);
         }
+    }
+
+    /// The highest decree the primary's watermark lets us pass: held votes under the
+    /// watermark's ballot, contiguous from `passed`.
+    fn covered_through(&self) -> Decree {
+        let (watermark, ballot) = (self.primary_passed.0, &self.primary_passed.1);
+        let mut through = self.passed;
+        while through < watermark && self.log.get(&through.next()).is_some_and(|v| v.ballot == *ballot) {
+            through = through.next();
+        }
+        through
     }
 
     /// Starts a fetch from `from` when its watermark shows chosen decrees we lack.

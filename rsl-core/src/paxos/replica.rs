@@ -69,6 +69,8 @@ pub struct Replica {
     pub(super) executed: Decree,
     /// The highest passed watermark heard from the current primary, and its ballot.
     pub(super) primary_passed: (Decree, Ballot),
+    /// Whether the vote that carried `primary_passed` is in our journal.
+    pub(super) primary_passed_journaled: bool,
     /// The highest watermark ever seen (votes, promises, the journal): every decree up to
     /// it is chosen, though we may not hold the values. Held votes lie below it + window.
     pub(super) watermark_seen: Decree,
@@ -124,6 +126,7 @@ impl Replica {
             recent_passed: VecDeque::new(),
             executed: recovered.checkpoint,
             primary_passed: (recovered.checkpoint, Ballot::default()),
+            primary_passed_journaled: true,
             watermark_seen: recovered.checkpoint,
             learning: None,
             gate: Gate::default(),
@@ -304,7 +307,9 @@ impl Replica {
         }
     }
 
-    pub(super) fn status(&self, query_decree: Decree, query_ballot: Ballot) -> Status {
+    /// This replica's answer to a StatusQuery echoing `(query_decree, query_ballot)`; the
+    /// learn port serves it too. `checkpoint_size` is 0: the driver knows the file.
+    pub fn status(&self, query_decree: Decree, query_ballot: Ballot) -> Status {
         let (decree, ballot) = self.max_accepted();
         Status {
             query_decree,

@@ -35,6 +35,10 @@ const REGRESSION_SEEDS: &[u64] = &[
     4,  // a replica Initializing while a fetch is outstanding reported a past deadline
     7,  // replicas behind a re-elected primary could not learn its last passed decree
     11, // same: no primary could make progress after the heal
+    185, 941,
+    1866,  // relinquish: deposing livelock; prepares ignored while Initializing; unprovable last pass
+    985,   // a vote re-accepted for a passed decree outranked every proof of it
+    61608, // a decree passed through the watermark of a vote beyond the window was unprovable
 ];
 
 /// Runs one seed to its end and checks it. A panic in the core is a violation; the
