@@ -57,7 +57,7 @@ pub(super) fn scan(dir: &Path) -> Result<(Recovery, Option<Newest>), RecoverErro
 }
 
 /// `<decimal>.log` files, sorted by decree; names starting with `.` are skipped.
-fn list_logs(dir: &Path) -> Result<Vec<(u64, PathBuf)>, RecoverError> {
+pub(crate) fn list_logs(dir: &Path) -> Result<Vec<(u64, PathBuf)>, RecoverError> {
     let mut logs = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(RecoverError::io(dir))? {
         let path = entry.map_err(RecoverError::io(dir))?.path();

@@ -12,7 +12,10 @@
 //! a torn tail is cut (and reported in [`Recovery::cut`]), while damage before the last
 //! valid record is a [`RecoverError::Corrupt`] naming file and offset, never skipped.
 //! After an IO error a journal refuses every later call: what reached the disk is unknown.
+//!
+//! Beside the journal, [`checkpoint`] reads and writes legacy `<N>.codex` checkpoints (§5.3, v1–6).
 
+pub mod checkpoint;
 mod file;
 mod log_reader;
 mod nvm;
@@ -20,6 +23,8 @@ mod persist;
 mod record;
 
 pub use file::{FileJournal, FileOptions};
+/// The `<decree>.log` files of a data directory, in decree order (the learn port serves them).
+pub(crate) use log_reader::list_logs;
 pub use log_reader::read_log_dir;
 pub use nvm::{NvmJournal, NvmOptions};
 pub use persist::FlushInstruction;

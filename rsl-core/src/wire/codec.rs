@@ -2,6 +2,10 @@
 //! member ids in both encodings, ballots, primary cookies and member sets. The [`Reader`]
 //! never reads past its input and never allocates more than the bytes it consumed; byte
 //! strings it returns are zero-copy slices of the input.
+//!
+//! The items marked `pub(crate)` are also used by the checkpoint header
+//! (`storage::checkpoint`), which stores the same sub-structures; there the member list may
+//! be empty, hence `Reader::member_list` and `Writer::member_list`.
 
 use super::error::{DecodeError, EncodeError};
 use super::Version;
@@ -16,18 +20,18 @@ pub(super) const MEMBER_ID_FIELD_LEN: usize = 64;
 pub(super) const HOST_NAME_MAX_LEN: usize = 255;
 
 /// Reads one message (or an embedded one) of a known version.
-pub(super) struct Reader {
+pub(crate) struct Reader {
     buf: Bytes,
     pos: usize,
-    pub(super) version: Version,
+    pub(crate) version: Version,
 }
 
 impl Reader {
-    pub(super) fn new(buf: Bytes, version: Version) -> Self {
+    pub(crate) fn new(buf: Bytes, version: Version) -> Self {
         Self { buf, pos: 0, version }
     }
 
-    pub(super) fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
@@ -64,25 +68,25 @@ impl Reader {
         Ok(self.array::<1>(field)?[0])
     }
 
-    pub(super) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
         self.array(field).map(u16::from_le_bytes)
     }
 
-    pub(super) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         self.array(field).map(u32::from_le_bytes)
     }
 
-    pub(super) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         self.array(field).map(u64::from_le_bytes)
     }
 
-    pub(super) fn decree(&mut self, field: &'static str) -> Result<Decree, DecodeError> {
+    pub(crate) fn decree(&mut self, field: &'static str) -> Result<Decree, DecodeError> {
         self.u64(field).map(Decree)
     }
 
     /// A legacy boolean byte. Legacy reads any non-zero byte as true; only 0 and 1 are
     /// accepted here so that a decoded message re-encodes to the same bytes.
-    pub(super) fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+    pub(crate) fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
         match self.u8(field)? {
             0 => Ok(false),
             1 => Ok(true),
@@ -102,7 +106,7 @@ impl Reader {
     /// A member id: a u64 up to version 3 (0 is the empty id), else 64 bytes holding a
     /// NUL-terminated string. Bytes after the NUL are ignored (legacy writers may leave
     /// garbage there).
-    pub(super) fn member_id(&mut self, field: &'static str) -> Result<MemberId, DecodeError> {
+    pub(crate) fn member_id(&mut self, field: &'static str) -> Result<MemberId, DecodeError> {
         let text = if self.version <= Version::V3 {
             match self.u64(field)? {
                 0 => String::new(),
@@ -116,7 +120,7 @@ impl Reader {
         MemberId::new(&text).map_err(|_| DecodeError::BadString(field))
     }
 
-    pub(super) fn ballot(&mut self, field: &'static str) -> Result<Ballot, DecodeError> {
+    pub(crate) fn ballot(&mut self, field: &'static str) -> Result<Ballot, DecodeError> {
         let number = self.u32(field)?;
         Ok(Ballot::new(number, self.member_id(field)?))
     }
@@ -130,6 +134,13 @@ impl Reader {
     /// A MemberSet; the learn-port slot holds the app port up to version 3 and is returned
     /// in [`Member::learn_port`] either way.
     pub(super) fn member_set(&mut self) -> Result<MemberSet, DecodeError> {
+        let (members, cookie) = self.member_list()?;
+        MemberSet::new(members, cookie).map_err(DecodeError::BadMemberSet)
+    }
+
+    /// A MemberSet's encoding, unvalidated: the members (possibly none, possibly
+    /// duplicated) and the cookie. Checkpoints store empty sets.
+    pub(crate) fn member_list(&mut self) -> Result<(Vec<Member>, Bytes), DecodeError> {
         let count = self.u16("member count")?;
         // No preallocation from `count`: each member consumes at least 18 input bytes.
         let mut members = Vec::new();
@@ -154,7 +165,7 @@ impl Reader {
             return Err(length_error("member set cookie length", cookie_len, 0, MEMBER_SET_COOKIE_MAX_LEN));
         }
         let cookie = self.take(cookie_len, "member set cookie")?;
-        MemberSet::new(members, cookie).map_err(DecodeError::BadMemberSet)
+        Ok((members, cookie))
     }
 }
 
@@ -163,25 +174,25 @@ pub(super) fn length_error(field: &'static str, value: usize, min: usize, max: u
 }
 
 /// Appends one message's fields in a known version.
-pub(super) struct Writer<'a> {
-    pub(super) out: &'a mut Vec<u8>,
-    pub(super) version: Version,
+pub(crate) struct Writer<'a> {
+    pub(crate) out: &'a mut Vec<u8>,
+    pub(crate) version: Version,
 }
 
 impl Writer<'_> {
-    pub(super) fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.out.push(v);
     }
 
-    pub(super) fn u16(&mut self, v: u16) {
+    pub(crate) fn u16(&mut self, v: u16) {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
 
-    pub(super) fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
 
-    pub(super) fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
 
@@ -198,7 +209,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    pub(super) fn member_id(&mut self, id: &MemberId) -> Result<(), EncodeError> {
+    pub(crate) fn member_id(&mut self, id: &MemberId) -> Result<(), EncodeError> {
         if self.version <= Version::V3 {
             let value = match id.as_str() {
                 "" => 0,
@@ -218,7 +229,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    pub(super) fn ballot(&mut self, ballot: &Ballot) -> Result<(), EncodeError> {
+    pub(crate) fn ballot(&mut self, ballot: &Ballot) -> Result<(), EncodeError> {
         self.u32(ballot.number);
         self.member_id(&ballot.member)
     }
@@ -235,13 +246,18 @@ impl Writer<'_> {
     }
 
     pub(super) fn member_set(&mut self, set: &MemberSet) -> Result<(), EncodeError> {
-        let count = u16::try_from(set.len()).map_err(|_| EncodeError::TooLong {
+        self.member_list(set.members(), set.cookie())
+    }
+
+    /// [`Writer::member_set`] for an unvalidated list (checkpoints store empty sets).
+    pub(crate) fn member_list(&mut self, members: &[Member], cookie: &[u8]) -> Result<(), EncodeError> {
+        let count = u16::try_from(members.len()).map_err(|_| EncodeError::TooLong {
             field: "member set",
-            len: set.len(),
+            len: members.len(),
             max: u16::MAX.into(),
         })?;
         self.u16(count);
-        for m in set.members() {
+        for m in members {
             let name = m.host_name.as_bytes();
             if name.len() > HOST_NAME_MAX_LEN {
                 return Err(EncodeError::TooLong {
@@ -260,7 +276,10 @@ impl Writer<'_> {
             self.u16(name.len() as u16);
             self.out.extend_from_slice(name);
         }
-        // MemberSet::new bounds the cookie to 8192 bytes.
-        self.cookie("member set cookie", set.cookie())
+        if cookie.len() > MEMBER_SET_COOKIE_MAX_LEN {
+            let (field, len) = ("member set cookie", cookie.len());
+            return Err(EncodeError::TooLong { field, len, max: MEMBER_SET_COOKIE_MAX_LEN });
+        }
+        self.cookie("member set cookie", cookie)
     }
 }

@@ -18,6 +18,8 @@ mod framing;
 mod header;
 mod message;
 
+/// The legacy sub-structure codec, shared with the checkpoint header (`storage::checkpoint`).
+pub(crate) use codec::{Reader, Writer};
 pub use error::{DecodeError, EncodeError};
 pub use fingerprint::{fingerprint, fingerprint_continue, FINGERPRINT_SEED};
 pub use framing::{
