@@ -5,10 +5,15 @@
 //!
 //! Layout: `tcp` owns sockets and threads; `gateway` turns untrusted stream bytes into
 //! admitted messages (every refusal counted); `outbox` is the bounded per-connection send
-//! queue with batched writes; `stats` holds the counters. Invariants: nothing a peer sends
-//! reaches the runtime without passing the gateway, and no queue grows without bound.
+//! queue with batched writes; `stats` holds the counters. [`learn`] is the learn port
+//! (§4.5: FetchVotes, FetchCheckpoint, StatusQuery over raw connections), server and
+//! learner; `learn_stream` reads its records with the non-tolerant §5.2 rules.
+//! Invariants: nothing a peer sends reaches the runtime without passing the gateway, and
+//! no queue grows without bound.
 
 mod gateway;
+pub mod learn;
+mod learn_stream;
 mod outbox;
 mod stats;
 mod tcp;

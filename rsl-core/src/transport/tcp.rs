@@ -206,7 +206,7 @@ fn listen_addr(me: &Member, listen_on_all: bool) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), me.rsl_port)
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     // A restarted replica must rebind its port while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
