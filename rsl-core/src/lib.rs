@@ -2,16 +2,20 @@
 //!
 //! - [`paxos`] is the protocol: a pure, deterministic state machine with no IO.
 //! - [`local`] runs several replicas of one cluster inside one process over channels and an
-//!   in-memory journal; the benchmarks and the demo use it until the real runtime lands.
+//!   in-memory journal, for the benchmarks and the demo; it shares [`runtime::App`] with
+//!   the real runtime.
 //! - [`wire`] is the legacy RSL wire format (versions 1–6) and rsl's version 7: messages,
 //!   packets, log records and the fingerprint, with no IO.
 //! - [`storage`] is the journal: legacy `.log` files or a memory-mapped (NVM) log, and
 //!   recovery from either.
+//! - [`runtime`] runs one replica as a [`runtime::Node`]: a durable file journal with
+//!   group commit, the Paxos and learn ports over TCP, and an engine thread.
 //! - [`transport`] moves protocol messages between replicas: the Paxos-port TCP transport
 //!   with its validation gateway.
 
 pub mod local;
 pub mod paxos;
+pub mod runtime;
 pub mod storage;
 pub mod transport;
 pub mod wire;

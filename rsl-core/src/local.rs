@@ -11,9 +11,10 @@
 //! one atomic "is primary" flag per replica that clients read to find the primary.
 
 use crate::paxos::{
-    chosen_votes, AbortReason, Action, Config, Configuration, Cookie, Decree, Input, MemberId, MemberSet,
-    Message, Record, Recovered, Replica, Token, Vote,
+    chosen_votes, Action, Config, Configuration, Cookie, Decree, Input, MemberId, MemberSet, Message, Record,
+    Recovered, Replica, Token, Vote,
 };
+use crate::runtime::execute;
 use bytes::Bytes;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,19 +22,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The replicated application: executes requests in decree order.
-pub trait App: Send + 'static {
-    fn execute(&mut self, request: &[u8]);
-    /// A digest of the state, to compare replicas.
-    fn digest(&self) -> u64;
-}
-
-/// What a client hears back about a request it submitted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Completion {
-    Executed { cookie: Cookie },
-    Aborted { cookie: Cookie, reason: AbortReason },
-}
+pub use crate::runtime::{App, Completion, NodeReport};
 
 enum Event {
     Message(Message),
@@ -52,13 +41,6 @@ enum Event {
     },
     Persisted(Token),
     Stop,
-}
-
-/// What a stopped replica reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NodeReport {
-    pub executed: Decree,
-    pub digest: u64,
 }
 
 /// Counters shared by all engine threads (relaxed atomics, read by the benchmark).
@@ -292,14 +274,8 @@ impl<A: App> Engine<A> {
                 }
             }
             Action::Execute { vote, cookies } => {
-                for request in vote.requests() {
-                    self.app.execute(request);
-                }
-                if let Some(cookies) = cookies {
+                if execute(&mut self.app, &vote, cookies, &self.done) {
                     self.counters.decrees_passed_on_primary.fetch_add(1, Ordering::Relaxed);
-                    for cookie in cookies {
-                        let _ = self.done.send(Completion::Executed { cookie });
-                    }
                 }
                 self.replica.step(now, Input::Executed(vote.decree)).expect("executed a passed decree");
             }

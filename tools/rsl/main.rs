@@ -5,6 +5,11 @@
 //! store under 256 closed-loop clients; it prints throughput and latency, kills the
 //! primary, reports how long the failover took, keeps the load going on the new primary,
 //! and checks that the surviving replicas end with identical state digests.
+//!
+//! `rsl node` runs one replica of a loopback cluster as a process (see `node.rs`); the
+//! multi-process failover test (tests/node_failover.rs) starts three of them.
+
+mod node;
 
 use bytes::Bytes;
 use rsl_core::local::{App, Completion, LocalCluster};
@@ -41,12 +46,13 @@ impl App for KvStore {
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("demo") => demo(),
+        Some("node") => node::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("version") => {
             println!("rsl {} (commit {})", env!("CARGO_PKG_VERSION"), env!("RSL_BUILD_COMMIT"));
             ExitCode::SUCCESS
         }
         Some(other) => {
-            eprintln!("rsl: unknown command {other:?}\nusage: rsl [demo | version]");
+            eprintln!("rsl: unknown command {other:?}\nusage: rsl [demo | node ... | version]");
             ExitCode::from(2)
         }
     }

@@ -1,0 +1,59 @@
+//! The journal writer thread: it owns the [`FileJournal`]. The engine hands over each
+//! batch's records with the batch's last token; the writer appends every batch queued
+//! since its last sync, syncs once (group commit: one `fdatasync` however many batches
+//! and records), then reports the newest token as `Persisted`. Tokens are cumulative, so
+//! one completion covers every record before it. After a failure it reports the error
+//! and ends: nothing after the last completion is known durable.
+
+use super::engine::Event;
+use super::NodeError;
+use crate::paxos::{MemberId, Record, Token};
+use crate::storage::{FileJournal, Journal};
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use std::thread::JoinHandle;
+
+/// One engine batch's records, in the order the core issued them.
+pub(super) struct Writes {
+    pub records: Vec<Record>,
+    pub token: Token,
+}
+
+/// The engine's end of the writer thread.
+pub(super) struct Writer {
+    pub writes: Sender<Writes>,
+    pub thread: JoinHandle<()>,
+}
+
+pub(super) fn start(journal: FileJournal, engine: Sender<Event>, me: &MemberId) -> Result<Writer, NodeError> {
+    let (writes, queue) = unbounded();
+    let thread = std::thread::Builder::new()
+        .name(format!("rsl-journal-{me}"))
+        .spawn(move || write_loop(journal, &queue, &engine))
+        .map_err(NodeError::Thread)?;
+    Ok(Writer { writes, thread })
+}
+
+fn write_loop(mut journal: FileJournal, queue: &Receiver<Writes>, engine: &Sender<Event>) {
+    while let Ok(first) = queue.recv() {
+        let mut token = first.token;
+        let mut result = Ok(());
+        for writes in std::iter::once(first).chain(queue.try_iter()) {
+            assert!(writes.token >= token, "tokens grow");
+            token = writes.token;
+            for record in &writes.records {
+                if result.is_ok() {
+                    result = journal.append(record).map_err(|e| e.to_string());
+                }
+            }
+        }
+        let result = result.and_then(|()| journal.sync().map_err(|e| e.to_string()));
+        let event = match result {
+            Ok(()) => Event::Persisted(token),
+            Err(e) => Event::JournalFailed(e),
+        };
+        let failed = matches!(event, Event::JournalFailed(_));
+        if engine.send(event).is_err() || failed {
+            return;
+        }
+    }
+}
