@@ -99,3 +99,14 @@ fn a_replica_that_led_before_the_restart_stands_again_at_once() {
     let trace = step(&mut r, T0, Input::CanBecomePrimary(Some(Bytes::new())));
     assert_eq!(trace[0], "persist #1 promise <4,2>");
 }
+
+#[test]
+fn a_former_leader_waits_when_a_responder_knows_a_higher_ballot() {
+    // Departs from legacy: a responder has promised <4,1>, so another replica leads now; a
+    // restarted former primary standing at once would depose it (seen with `rsl node`).
+    let (mut r, _) = restart(0, vec![Record::Promise(ballot(3, ME))]);
+    let nobody = Ballot::default();
+    let newer = ballot(4, "1");
+    assert!(step(&mut r, T0, msg("1", status((0, &nobody), 0, &nobody, 0, &newer))).is_empty());
+    assert_eq!(r.state(), State::Secondary);
+}

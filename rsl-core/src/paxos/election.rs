@@ -106,6 +106,11 @@ impl Replica {
             self.learning = Some(super::learner::Learning::start(from, first, self));
             return;
         }
+        // Legacy: a replica whose own ballot is the highest it knows led before and stands
+        // again at once. Not when a responder knows a higher ballot: someone else leads now
+        // (a restarted primary would otherwise depose a healthy successor).
+        let led_before = self.max_ballot.member == self.id
+            && init.responses.values().all(|s| s.max_ballot <= self.max_ballot);
         if self.next_election == NEVER {
             // Just restarted: trust the freshest responder's view of when a vote was seen.
             let ago_us = init
@@ -117,7 +122,6 @@ impl Replica {
             let base = ago_us.map_or(self.now, |ago| self.now.saturating_sub(ago));
             self.next_election = base + self.election_delay();
         }
-        let led_before = self.max_ballot.member == self.id;
         if self.now >= self.next_election || led_before || self.force_reelection {
             if let Role::Initializing(init) = &mut self.role {
                 init.awaiting_permission = true;
