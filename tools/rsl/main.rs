@@ -6,9 +6,12 @@
 //! primary, reports how long the failover took, keeps the load going on the new primary,
 //! and checks that the surviving replicas end with identical state digests.
 //!
-//! `rsl node` runs one replica of a loopback cluster as a process (see `node.rs`); the
-//! multi-process failover test (tests/node_failover.rs) starts three of them.
+//! `rsl node` runs one replica of a loopback cluster as a process (see `node.rs`).
+//! `rsl cluster` does the demo's job on three such processes (see `cluster.rs`): it
+//! starts them, measures, SIGKILLs the primary, restarts it and compares the digests; the
+//! multi-process failover test (tests/node_failover.rs) runs it.
 
+mod cluster;
 mod node;
 
 use bytes::Bytes;
@@ -47,12 +50,13 @@ fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("demo") => demo(),
         Some("node") => node::run(&std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("cluster") => cluster::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("version") => {
             println!("rsl {} (commit {})", env!("CARGO_PKG_VERSION"), env!("RSL_BUILD_COMMIT"));
             ExitCode::SUCCESS
         }
         Some(other) => {
-            eprintln!("rsl: unknown command {other:?}\nusage: rsl [demo | node ... | version]");
+            eprintln!("rsl: unknown command {other:?}\nusage: rsl [demo | cluster [--verbose] | node ... | version]");
             ExitCode::from(2)
         }
     }

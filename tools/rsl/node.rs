@@ -2,10 +2,15 @@
 //! durable journal, running a replicated counter. Member N listens on 127.0.0.N, Paxos
 //! port P+10·N, learn port P+10·N+1, journal in D/N. While it is primary it keeps
 //! `--inflight` increments outstanding (like legacy RSLNetTest) and prints once a second
+//! (every `--status-ms`)
 //!
 //! ```text
-//! node N primary=<bool> executed=<decree> digest=<hex> ops=<executed in the last second>
+//! node N primary=<bool> executed=<decree> digest=<hex> ops=<executed in the last interval>
+//!     p50_us=<latency> p99_us=<latency> ...
 //! ```
+//!
+//! (one line; the latencies are submit → executed of this node's own requests in the
+//! interval, 0 when there were none).
 //!
 //! Stdin controls it: the line `quiet` stops the load, end of input (or SIGTERM) stops the
 //! node cleanly and prints `node N final executed=<decree> digest=<hex>`.
@@ -59,6 +64,7 @@ struct Options {
     election_delay_ms: u64,
     heartbeat_ms: u64,
     inflight: u64,
+    status_ms: u64,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -70,6 +76,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         election_delay_ms: 300,
         heartbeat_ms: 50,
         inflight: 64,
+        status_ms: 1000,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -83,11 +90,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--election-delay-ms" => o.election_delay_ms = number()?,
             "--heartbeat-ms" => o.heartbeat_ms = number()?,
             "--inflight" => o.inflight = number()?,
+            "--status-ms" => o.status_ms = number()?.max(10),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
     if o.members == 0 || o.members > 9 || !(1..=o.members).contains(&o.id) || o.dir.as_os_str().is_empty() {
         return Err("--id N (1..=members), --members 1..=9 and --dir D are required".to_owned());
+    }
+    if o.inflight > 1 << 20 {
+        return Err("--inflight is at most 1048576".to_owned());
     }
     if u32::from(o.base_port) + 10 * u32::from(o.members) + 1 > u32::from(u16::MAX) {
         return Err("--base-port leaves no room for the members' ports".to_owned());
@@ -148,6 +159,10 @@ fn read_commands() -> Receiver<Command> {
 /// primary. A new generation starts at every promotion; older completions are ignored.
 struct Load {
     inflight: u64,
+    /// When each slot's outstanding request was submitted.
+    started: Vec<Instant>,
+    /// Latencies (µs) of the requests executed since the last status line.
+    latencies_us: Vec<u64>,
     generation: u64,
     next: u64,
     quiet: bool,
@@ -157,6 +172,7 @@ struct Load {
 impl Load {
     fn submit(&mut self, node: &Node, slot: u64) {
         self.next += 1;
+        self.started[slot as usize] = Instant::now();
         let mut request = Vec::with_capacity(16);
         request.extend_from_slice(&1u64.to_le_bytes());
         request.extend_from_slice(&self.next.to_le_bytes());
@@ -177,14 +193,26 @@ impl Load {
     fn complete(&mut self, node: &Node, completion: Completion) -> bool {
         match completion {
             Completion::Executed { cookie } if cookie >> 32 == self.generation => {
+                let slot = cookie & 0xffff_ffff;
+                self.latencies_us.push(self.started[slot as usize].elapsed().as_micros() as u64);
                 if self.running {
-                    self.submit(node, cookie & 0xffff_ffff);
+                    self.submit(node, slot);
                 }
                 true
             }
             // Aborted (no longer primary) or from an older generation: `follow` restarts.
             _ => false,
         }
+    }
+
+    /// The p50 and p99 latencies (µs) since the last call, which starts a new interval.
+    fn take_percentiles(&mut self) -> (u64, u64) {
+        self.latencies_us.sort_unstable();
+        let n = self.latencies_us.len();
+        let pct = |p: f64| self.latencies_us.get(((n as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
+        let percentiles = (pct(0.5), pct(0.99));
+        self.latencies_us.clear();
+        percentiles
     }
 }
 
@@ -194,7 +222,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Err(e) => {
             eprintln!(
                 "rsl node: {e}\nusage: rsl node --id N --members 3 --dir D [--base-port P] \
-                       [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64]"
+                       [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--status-ms 1000]"
             );
             return ExitCode::from(2);
         }
@@ -218,9 +246,18 @@ pub fn run(args: &[String]) -> ExitCode {
         started.digest
     );
     let commands = read_commands();
-    let mut load = Load { inflight: o.inflight, generation: 0, next: 0, quiet: false, running: false };
+    let mut load = Load {
+        inflight: o.inflight,
+        started: vec![Instant::now(); o.inflight as usize],
+        latencies_us: Vec::new(),
+        generation: 0,
+        next: 0,
+        quiet: false,
+        running: false,
+    };
+    let status_every = Duration::from_millis(o.status_ms);
     let mut ops = 0u64;
-    let mut next_line = Instant::now() + Duration::from_secs(1);
+    let mut next_line = Instant::now() + status_every;
     while node.is_running() && !TERMINATED.load(Ordering::Relaxed) {
         match commands.try_recv() {
             Ok(Command::Quiet) => load.quiet = true,
@@ -235,8 +272,10 @@ pub fn run(args: &[String]) -> ExitCode {
         }
         if Instant::now() >= next_line {
             let p = node.progress();
+            let (p50, p99) = load.take_percentiles();
             println!(
-                "node {} primary={} executed={} digest={:016x} ops={ops} learned={} refused={}",
+                "node {} primary={} executed={} digest={:016x} ops={ops} p50_us={p50} p99_us={p99} \
+                 learned={} refused={}",
                 o.id,
                 node.is_primary(),
                 p.executed,
@@ -245,7 +284,7 @@ pub fn run(args: &[String]) -> ExitCode {
                 node.refused_inputs()
             );
             ops = 0;
-            next_line += Duration::from_secs(1);
+            next_line += status_every;
         }
     }
     match node.stop() {
