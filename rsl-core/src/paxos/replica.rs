@@ -499,16 +499,13 @@ impl Replica {
         }
     }
 
+    /// Sends `body` to every other member (no per-call allocation beyond the messages).
     pub(super) fn broadcast(&mut self, body: &Body) {
-        let peers: Vec<MemberId> = self.peers().cloned().collect();
-        for to in peers {
-            self.send(to, body.clone());
+        let (me, number) = (&self.id, self.configuration.number);
+        for to in self.configuration.members.ids().filter(|id| *id != me) {
+            let message = Message { from: me.clone(), configuration: number, body: body.clone() };
+            self.gate.ready.push(Action::Send { to: to.clone(), message });
         }
-    }
-
-    pub(super) fn peers(&self) -> impl Iterator<Item = &MemberId> {
-        let me = &self.id;
-        self.configuration.members.ids().filter(move |id| *id != me)
     }
 
     pub(super) fn persist(&mut self, record: Record) -> Token {
