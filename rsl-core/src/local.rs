@@ -280,7 +280,7 @@ impl<A: App> Engine<A> {
                 self.replica.step(now, Input::Executed(vote.decree)).expect("executed a passed decree");
             }
             Action::Abort { cookie, reason } => {
-                let _ = self.done.send(Completion::Aborted { cookie, reason });
+                let _ = self.done.send(Completion::Aborted { cookie, reason: reason.into() });
             }
             Action::FetchVotes { from, first } => {
                 if let Some((_, tx)) = self.peers.iter().find(|(id, _)| *id == from) {

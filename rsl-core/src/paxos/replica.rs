@@ -288,6 +288,12 @@ impl Replica {
         }
     }
 
+    /// The vote held for `decree`: accepted above `passed`, or among the last passed ones
+    /// (a checkpoint records the vote after its decree).
+    pub fn vote(&self, decree: Decree) -> Option<&Arc<Vote>> {
+        self.log.get(&decree).or_else(|| self.recent_passed.iter().find(|v| v.decree == decree))
+    }
+
     pub fn configuration(&self) -> &Configuration {
         &self.configuration
     }

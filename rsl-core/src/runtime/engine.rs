@@ -1,61 +1,91 @@
-//! The engine thread of a [`super::Node`]: the only owner of the replica. Each turn it
-//! waits for the first input (or the core's next deadline), takes everything else already
-//! queued on its three inputs (its own event channel, the Paxos port, the learn port's
-//! status queries), steps the core through all of it, and then hands the batch's journal
-//! records to the writer in one message, so one sync covers the whole batch.
+//! The engine thread of a replica: the only owner of the protocol core. Each turn it waits
+//! for the first input (or the core's next deadline), takes everything else already queued
+//! on its three inputs (its own event channel, the Paxos port, the learn port's status
+//! queries), steps the core through all of it, and then hands the batch's journal records
+//! to the writer in one message, so one sync covers the whole batch. Every action meant for
+//! the application goes to the execute thread, in the order the core emitted it.
 //!
 //! A refusal of peer-derived input (a message, learned votes) is counted and dropped: peers
 //! are not trusted. A refusal of the runtime's own input is a bug and stops the engine
 //! with [`NodeError::Core`].
 
+use super::executor::Callback;
 use super::journal::{Writer, Writes};
-use super::{execute, panic_message, App, Completion, NodeError, NodeReport};
-use crate::paxos::{Action, Cookie, Decree, Input, MemberId, Message, Record, Replica, Token, Vote};
+use super::state_machine::{ResponseCode, StateMachine};
+use super::{NodeError, Published};
+use crate::paxos::{
+    AbortReason, Action, Ballot, Body, Cookie, Decree, Input, MemberId, Message, Record, Replica, Token, Vote,
+};
+use crate::storage::checkpoint::{CheckpointConfiguration, CheckpointHeader, DEFAULT_BLOCK_SIZE};
 use crate::transport::learn::{learned_votes, LearnClient, LearnServer, StatusRequest};
 use crate::transport::{member_addr, TcpTransport};
-use crate::wire::Version;
+use crate::wire::{Version, WireVote};
 use bytes::Bytes;
 use crossbeam_channel::{select, Receiver, Sender};
+use parking_lot::RwLock;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// What a question from the handle sees, on the engine thread.
+pub(super) struct View<'a> {
+    pub core: &'a Replica,
+    /// Requests submitted here and not yet executed or aborted.
+    pub pending: usize,
+    /// The core's clock (µs).
+    pub now_us: u64,
+}
+
+pub(super) type Inspect = Box<dyn FnOnce(&View<'_>) + Send>;
+
 /// Inputs on the engine's own channel.
-pub(super) enum Event {
-    Replicate { request: Bytes, cookie: Cookie },
-    Learned { from: MemberId, votes: Vec<Arc<Vote>> },
+pub(super) enum Event<C> {
+    Replicate {
+        request: Bytes,
+        cookie: C,
+        exclusive: bool,
+        last: bool,
+    },
+    Learned {
+        from: MemberId,
+        votes: Vec<Arc<Vote>>,
+    },
     Persisted(Token),
     JournalFailed(String),
+    /// The execute thread executed every decree up to this one.
+    Executed(Decree),
+    CanBecomePrimary(Option<Vec<u8>>),
+    /// The execute thread saves a checkpoint of `decree` and needs its header.
+    CheckpointHeader {
+        decree: Decree,
+        reply: Sender<CheckpointHeader>,
+    },
+    /// An input from the handle: relinquish, promotion, election delay, payload, accept flag.
+    Control(Input),
+    /// Runs with the core and the number of pending requests.
+    Inspect(Inspect),
+    /// Testing (legacy Pause/Resume): while paused, peer messages are dropped.
+    Pause(bool),
     Stop,
 }
 
-/// What the handle reads without asking the engine.
-#[derive(Default)]
-pub(super) struct Published {
-    pub primary: AtomicBool,
-    pub executed: AtomicU64,
-    pub digest: AtomicU64,
-    /// Peer messages and learned votes the core refused.
-    pub refused: AtomicU64,
-    /// Votes fetched from peers' learn ports.
-    pub learned: AtomicU64,
-}
-
-enum Incoming {
-    Event(Event),
+enum Incoming<C> {
+    Event(Event<C>),
     Message(Message),
     Status(StatusRequest),
 }
 
-pub(super) struct Engine<A> {
+pub(super) struct Engine<S: StateMachine> {
     pub replica: Replica,
     pub epoch: Instant,
-    pub app: A,
-    pub events: Receiver<Event>,
+    pub events: Receiver<Event<S::Cookie>>,
     /// Handed to learner threads, which report back on `events`.
-    pub events_tx: Sender<Event>,
-    pub done: Sender<Completion>,
+    pub events_tx: Sender<Event<S::Cookie>>,
+    pub callbacks: Sender<Callback<S::Cookie>>,
+    /// Asked `accept_message_from_replica` unless the global flag is configured (`None`).
+    pub accept_callback: Option<Arc<RwLock<S>>>,
     pub published: Arc<Published>,
     pub transport: TcpTransport,
     pub learn: LearnServer,
@@ -66,49 +96,44 @@ pub(super) struct Engine<A> {
     /// Records persisted by this batch, with the newest token.
     pub pending: Vec<Record>,
     pub pending_token: Option<Token>,
+    /// The application's cookies of requests in the core, by the core's cookie.
+    pub cookies: HashMap<Cookie, S::Cookie>,
+    pub next_cookie: Cookie,
+    pub paused: bool,
+    /// The relinquish vote was chosen or the handle said stop: end after this batch.
+    pub stopping: bool,
 }
 
-impl<A: App> Engine<A> {
+impl<S: StateMachine> Engine<S> {
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
     }
 
     /// Runs until stopped or failed, then stops the ports and lets the writer finish.
-    pub fn run(mut self) -> Result<NodeReport, NodeError> {
+    pub fn run(mut self) -> Result<(), NodeError> {
         let result = self.serve();
         self.transport.stop();
         self.learn.stop();
         let Writer { writes, thread } = self.writer;
         drop(writes); // the writer syncs what it has, then sees the channel closed
-        let joined = thread.join().map_err(|p| NodeError::Panicked(panic_message(&p)));
-        result.and(joined)?;
-        Ok(NodeReport { executed: self.replica.pointers().executed, digest: self.app.digest() })
+        let joined = thread.join().map_err(|p| NodeError::Panicked(super::panic_message(&p)));
+        result.and(joined)
     }
 
     fn serve(&mut self) -> Result<(), NodeError> {
         let now = self.now();
         self.perform_actions(now)?; // replays the decrees recovery proved chosen
         self.end_batch()?;
-        self.ready.take().map(|ready| ready.send(()));
-        loop {
+        if let Some(ready) = self.ready.take() {
+            self.callback(Callback::Ready(ready))?;
+        }
+        while !self.stopping {
             for incoming in self.next_batch()? {
                 let now = self.now();
                 match incoming {
-                    Incoming::Event(Event::Stop) => {
-                        self.step(now, Input::Shutdown)?;
-                        return self.end_batch();
-                    }
-                    Incoming::Event(Event::Replicate { request, cookie }) => {
-                        let input = Input::Replicate { request, cookie, exclusive: false, last: false };
-                        self.step(now, input)?;
-                    }
-                    Incoming::Event(Event::Learned { from, votes }) => {
-                        self.published.learned.fetch_add(votes.len() as u64, Ordering::Relaxed);
-                        self.step_untrusted(now, Input::Learned { from, votes })?;
-                    }
-                    Incoming::Event(Event::Persisted(token)) => self.step(now, Input::Persisted(token))?,
-                    Incoming::Event(Event::JournalFailed(e)) => return Err(NodeError::Journal(e)),
-                    Incoming::Message(message) => self.step_untrusted(now, Input::Message(message))?,
+                    Incoming::Event(event) => self.on_event(now, event)?,
+                    Incoming::Message(_) if self.paused => {}
+                    Incoming::Message(message) => self.on_message(now, message)?,
                     Incoming::Status(request) => {
                         let status = self.replica.status(request.decree, request.ballot.clone());
                         request.respond(self.replica.configuration().number, status);
@@ -119,10 +144,103 @@ impl<A: App> Engine<A> {
             self.step(now, Input::Tick)?;
             self.end_batch()?;
         }
+        Ok(())
+    }
+
+    fn on_event(&mut self, now: u64, event: Event<S::Cookie>) -> Result<(), NodeError> {
+        match event {
+            Event::Stop => self.shut_down(now)?,
+            Event::Replicate { request, cookie, exclusive, last } => {
+                let id = self.next_cookie;
+                self.next_cookie += 1;
+                self.cookies.insert(id, cookie);
+                self.step(now, Input::Replicate { request, cookie: id, exclusive, last })?;
+            }
+            Event::Learned { from, votes } => {
+                self.published.learned.fetch_add(votes.len() as u64, Ordering::Relaxed);
+                self.step_untrusted(now, Input::Learned { from, votes })?;
+            }
+            Event::Persisted(token) => self.step(now, Input::Persisted(token))?,
+            Event::JournalFailed(e) => return Err(NodeError::Journal(e)),
+            Event::Executed(decree) => self.step(now, Input::Executed(decree))?,
+            Event::CanBecomePrimary(cookie) => {
+                self.step(now, Input::CanBecomePrimary(cookie.map(Bytes::from)))?
+            }
+            Event::CheckpointHeader { decree, reply } => drop(reply.send(self.checkpoint_header(decree))),
+            Event::Control(input) => {
+                if let Err(e) = self.replica.step(now, input) {
+                    tracing::error!("refused: {e}");
+                }
+                self.perform_actions(now)?;
+            }
+            Event::Inspect(inspect) => {
+                inspect(&View { core: &self.replica, pending: self.cookies.len(), now_us: now })
+            }
+            Event::Pause(paused) => self.paused = paused,
+        }
+        Ok(())
+    }
+
+    /// A peer's message; Prepares and votes first go through `accept_message_from_replica`.
+    fn on_message(&mut self, now: u64, message: Message) -> Result<(), NodeError> {
+        if let Some(app) = &self.accept_callback {
+            let cookie = match &message.body {
+                Body::Prepare { primary_cookie, .. } => Some(primary_cookie),
+                Body::Vote(vote) => Some(&vote.primary_cookie),
+                _ => None,
+            };
+            if let Some(cookie) = cookie {
+                let accept = app.read().accept_message_from_replica(&message.from, cookie);
+                self.step(now, Input::AcceptMessages(accept))?;
+            }
+        }
+        self.step_untrusted(now, Input::Message(message))
+    }
+
+    /// Legacy's ShutDown path: pending requests are aborted, then the application hears
+    /// `shut_down` once everything before it ran.
+    fn shut_down(&mut self, now: u64) -> Result<(), NodeError> {
+        self.published.shutting_down.store(true, Ordering::Release);
+        self.step(now, Input::Shutdown)?;
+        self.callback(Callback::ShutDown)?;
+        self.stopping = true;
+        Ok(())
+    }
+
+    /// The header of a checkpoint of `decree`: the promise, the configuration and the vote
+    /// after `decree` (an empty vote under the empty ballot when this replica holds none).
+    fn checkpoint_header(&self, decree: Decree) -> CheckpointHeader {
+        let version = self.version.min(Version::V6);
+        let configuration = self.replica.configuration();
+        let next = decree.next();
+        let empty;
+        let next_vote = match self.replica.vote(next) {
+            Some(vote) => vote.as_ref(),
+            None => {
+                empty = Vote::empty(next, Ballot::default(), configuration.number, decree);
+                &empty
+            }
+        };
+        CheckpointHeader {
+            version,
+            member_id: self.replica.id().clone(),
+            last_executed: decree,
+            max_ballot: self.replica.pointers().max_ballot,
+            configuration: (version >= Version::V3).then(|| CheckpointConfiguration {
+                number: configuration.number,
+                initial_decree: configuration.initial_decree,
+                members: configuration.members.members().to_vec(),
+                cookie: configuration.members.cookie().clone(),
+            }),
+            state_saved: true,
+            file_size: 0,
+            block_size: if version >= Version::V4 { DEFAULT_BLOCK_SIZE } else { 0 },
+            next_vote: WireVote::from_core(next_vote, version),
+        }
     }
 
     /// Waits for the first input or the next deadline, then takes everything queued.
-    fn next_batch(&self) -> Result<Vec<Incoming>, NodeError> {
+    fn next_batch(&self) -> Result<Vec<Incoming<S::Cookie>>, NodeError> {
         let deadline = self.replica.next_deadline();
         let wait = Duration::from_micros(deadline.saturating_sub(self.now()).min(1_000_000));
         let closed = || NodeError::Panicked("an engine input channel closed".to_owned());
@@ -132,7 +250,7 @@ impl<A: App> Engine<A> {
             recv(self.learn.status_requests()) -> r => Some(Incoming::Status(r.map_err(|_| closed())?)),
             default(wait) => None,
         };
-        let mut batch: Vec<Incoming> = first.into_iter().collect();
+        let mut batch: Vec<_> = first.into_iter().collect();
         batch.extend(self.events.try_iter().map(Incoming::Event));
         batch.extend(self.transport.events().try_iter().map(|(_, m)| Incoming::Message(m)));
         batch.extend(self.learn.status_requests().try_iter().map(Incoming::Status));
@@ -147,10 +265,7 @@ impl<A: App> Engine<A> {
                 return Err(NodeError::Journal("the journal writer ended".to_owned()));
             }
         }
-        let p = &self.published;
-        p.primary.store(self.replica.is_primary(), Ordering::Release);
-        p.executed.store(self.replica.pointers().executed.0, Ordering::Release);
-        p.digest.store(self.app.digest(), Ordering::Release);
+        self.published.primary.store(self.replica.is_primary(), Ordering::Release);
         Ok(())
     }
 
@@ -180,6 +295,10 @@ impl<A: App> Engine<A> {
         }
     }
 
+    fn callback(&self, callback: Callback<S::Cookie>) -> Result<(), NodeError> {
+        self.callbacks.send(callback).map_err(|_| NodeError::Panicked("the execute thread ended".to_owned()))
+    }
+
     fn perform(&mut self, now: u64, action: Action) -> Result<(), NodeError> {
         match action {
             // Paxos re-sends what is lost; a full queue or a missing connection is normal.
@@ -189,16 +308,34 @@ impl<A: App> Engine<A> {
                 self.pending_token = Some(token);
             }
             Action::Execute { vote, cookies } => {
-                execute(&mut self.app, &vote, cookies, &self.done);
-                self.replica.step(now, Input::Executed(vote.decree)).map_err(NodeError::Core)?;
+                let cookies = cookies.map(|ids| {
+                    let take =
+                        |id| self.cookies.remove(&id).expect("the core returns only cookies it was given");
+                    ids.into_iter().map(take).collect()
+                });
+                self.callback(Callback::Execute { vote, cookies })?;
             }
-            Action::Abort { cookie, reason } => drop(self.done.send(Completion::Aborted { cookie, reason })),
+            Action::Abort { cookie, reason } => {
+                let cookie =
+                    self.cookies.remove(&cookie).expect("the core returns only cookies it was given");
+                let status = match reason {
+                    AbortReason::NotPrimary => ResponseCode::NotPrimary,
+                    AbortReason::ShuttingDown => ResponseCode::ShuttingDown,
+                };
+                self.callback(Callback::Abort { cookie, status })?;
+            }
             Action::FetchVotes { from, first } => self.fetch_votes(now, from, first)?,
-            Action::AskCanBecomePrimary => {
-                let allow = Input::CanBecomePrimary(Some(Bytes::new()));
-                self.replica.step(now, allow).map_err(NodeError::Core)?;
+            Action::AskCanBecomePrimary => self.callback(Callback::CanBecomePrimary)?,
+            Action::NotifyStatus { primary } => {
+                self.published.primary.store(primary, Ordering::Release);
+                self.callback(Callback::NotifyStatus(primary))?;
             }
-            Action::NotifyStatus { .. } | Action::NotifyPrimaryRecovered | Action::Relinquished => {}
+            Action::NotifyPrimaryRecovered => self.callback(Callback::PrimaryRecovered)?,
+            Action::Relinquished => {
+                if !self.stopping {
+                    self.shut_down(now)?;
+                }
+            }
         }
         Ok(())
     }

@@ -6,11 +6,14 @@
 //! and ends: nothing after the last completion is known durable.
 
 use super::engine::Event;
-use super::NodeError;
+use super::{NodeError, Published};
 use crate::paxos::{MemberId, Record, Token};
 use crate::storage::{FileJournal, Journal};
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 /// One engine batch's records, in the order the core issued them.
 pub(super) struct Writes {
@@ -24,22 +27,34 @@ pub(super) struct Writer {
     pub thread: JoinHandle<()>,
 }
 
-pub(super) fn start(journal: FileJournal, engine: Sender<Event>, me: &MemberId) -> Result<Writer, NodeError> {
+pub(super) fn start<C: Send + 'static>(
+    journal: FileJournal,
+    engine: Sender<Event<C>>,
+    published: Arc<Published>,
+    me: &MemberId,
+) -> Result<Writer, NodeError> {
     let (writes, queue) = unbounded();
     let thread = std::thread::Builder::new()
         .name(format!("rsl-journal-{me}"))
-        .spawn(move || write_loop(journal, &queue, &engine))
+        .spawn(move || write_loop(journal, &queue, &engine, &published))
         .map_err(NodeError::Thread)?;
     Ok(Writer { writes, thread })
 }
 
-fn write_loop(mut journal: FileJournal, queue: &Receiver<Writes>, engine: &Sender<Event>) {
+fn write_loop<C>(
+    mut journal: FileJournal,
+    queue: &Receiver<Writes>,
+    engine: &Sender<Event<C>>,
+    published: &Published,
+) {
     while let Ok(first) = queue.recv() {
+        let started = Instant::now();
         let mut token = first.token;
         let mut result = Ok(());
         for writes in std::iter::once(first).chain(queue.try_iter()) {
             assert!(writes.token >= token, "tokens grow");
             token = writes.token;
+            published.log_writes.fetch_add(writes.records.len() as u64, Ordering::Relaxed);
             for record in &writes.records {
                 if result.is_ok() {
                     result = journal.append(record).map_err(|e| e.to_string());
@@ -47,6 +62,9 @@ fn write_loop(mut journal: FileJournal, queue: &Receiver<Writes>, engine: &Sende
             }
         }
         let result = result.and_then(|()| journal.sync().map_err(|e| e.to_string()));
+        let micros = started.elapsed().as_micros() as u64;
+        published.log_write_micros.fetch_add(micros, Ordering::Relaxed);
+        published.log_write_max_micros.fetch_max(micros, Ordering::Relaxed);
         let event = match result {
             Ok(()) => Event::Persisted(token),
             Err(e) => Event::JournalFailed(e),

@@ -52,6 +52,21 @@ fn primary_cookie(version: Version, cookie: &Bytes) -> Bytes {
     }
 }
 
+impl WireVote {
+    /// `vote` as `version` carries it, sent by its ballot's member (a checkpoint's next vote).
+    pub fn from_core(vote: &Vote, version: Version) -> Self {
+        let header = Header {
+            version,
+            from: vote.ballot.member.clone(),
+            decree: vote.decree,
+            configuration: vote.configuration,
+            ballot: vote.ballot.clone(),
+            payload: 0,
+        };
+        Self { header, fields: vote_fields(vote, version) }
+    }
+}
+
 impl WireMessage {
     /// The core's view of this message, or `None` for ids 8–14, which belong to the learn
     /// port, replica-set change and bootstrap (handled outside the core).

@@ -1,0 +1,195 @@
+//! The execute thread: the only thread that calls the application's Exclusive callbacks.
+//! The engine queues every application-facing action on one channel in the order the core
+//! emitted it, so the legacy orderings hold by construction: chosen decrees execute before
+//! the aborts of a lost primacy, and those come before `NotifyStatus(false)`.
+//!
+//! It also holds the fast reads that wait for a decree (released when it executes, aborted
+//! as stale at their deadline) and saves checkpoints: after a decree whose execution asked
+//! for one, it downgrades the callback lock to shared, has the engine describe the
+//! protocol state for the header, streams the application's state into `Temp/`, installs
+//! the file and keeps the newest `m_maxCheckpoints`.
+
+use super::engine::Event;
+use super::readers::FastRead;
+use super::state_machine::{ResponseCode, StateMachine};
+use super::Published;
+use crate::paxos::{Decree, Vote};
+use crate::storage::checkpoint::{retain_newest, CheckpointHeader, CheckpointWriter};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use parking_lot::{RwLock, RwLockWriteGuard};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Application-facing work, in the order the engine queued it.
+pub(super) enum Callback<C> {
+    Execute {
+        vote: Arc<Vote>,
+        cookies: Option<Vec<C>>,
+    },
+    Abort {
+        cookie: C,
+        status: ResponseCode,
+    },
+    NotifyStatus(bool),
+    PrimaryRecovered,
+    /// Ask `can_become_primary`; the answer goes back as [`Event::CanBecomePrimary`].
+    CanBecomePrimary,
+    /// A fast read for a decree not executed yet.
+    Wait(FastRead<C>),
+    /// Told once everything queued before it has run (start-up replay).
+    Ready(Sender<()>),
+    /// The last callback: abort waiting reads and call `shut_down`.
+    ShutDown,
+}
+
+pub(super) struct Executor<S: StateMachine> {
+    pub app: Arc<RwLock<S>>,
+    pub callbacks: Receiver<Callback<S::Cookie>>,
+    pub engine: Sender<Event<S::Cookie>>,
+    pub readers: Sender<FastRead<S::Cookie>>,
+    pub published: Arc<Published>,
+    /// Where checkpoints go, and how many to keep.
+    pub data_dir: PathBuf,
+    pub max_checkpoints: NonZeroUsize,
+    pub waiting: Vec<FastRead<S::Cookie>>,
+}
+
+impl<S: StateMachine> Executor<S> {
+    pub fn run(mut self) {
+        let callbacks = self.callbacks.clone();
+        let mut reported = self.executed();
+        loop {
+            let deadline = self.waiting.iter().map(|r| r.deadline).min();
+            let first = match deadline {
+                Some(d) => callbacks.recv_deadline(d),
+                None => callbacks.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let first = match first {
+                Ok(callback) => Some(callback),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            for callback in first.into_iter().chain(callbacks.try_iter()) {
+                if !self.handle(callback) {
+                    return;
+                }
+            }
+            self.release_reads();
+            let executed = self.executed();
+            if executed > reported {
+                reported = executed;
+                // The engine outlives this thread's useful life; a closed channel means it stopped.
+                let _ = self.engine.send(Event::Executed(executed));
+            }
+        }
+    }
+
+    fn executed(&self) -> Decree {
+        Decree(self.published.executed.load(Ordering::Acquire))
+    }
+
+    /// Performs one callback; false after the last one.
+    fn handle(&mut self, callback: Callback<S::Cookie>) -> bool {
+        match callback {
+            Callback::Execute { vote, cookies } => self.execute(&vote, cookies),
+            Callback::Abort { cookie, status } => self.app.read().abort_request(status, cookie),
+            Callback::NotifyStatus(primary) => self.app.write().notify_status(primary),
+            Callback::PrimaryRecovered => self.app.write().notify_primary_recovered(),
+            Callback::CanBecomePrimary => {
+                let answer = self.app.read().can_become_primary();
+                let _ = self.engine.send(Event::CanBecomePrimary(answer));
+            }
+            Callback::Wait(read) => self.waiting.push(read),
+            Callback::Ready(ready) => drop(ready.send(())),
+            Callback::ShutDown => {
+                let app = self.app.read();
+                for read in self.waiting.drain(..) {
+                    app.abort_request(ResponseCode::ShuttingDown, read.cookie);
+                }
+                drop(app);
+                self.app.write().shut_down(ResponseCode::ShuttingDown);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Executes one chosen decree under the exclusive lock, then saves a checkpoint if the
+    /// application asked for one.
+    fn execute(&self, vote: &Vote, cookies: Option<Vec<S::Cookie>>) {
+        let mut app = self.app.write();
+        self.published.executed.store(vote.decree.0, Ordering::Release);
+        let mut save = false;
+        if !vote.requests().is_empty() {
+            app.before_execute_replicated_requests();
+            let mut cookies = cookies.map(Vec::into_iter);
+            for request in vote.requests() {
+                let cookie = cookies.as_mut().and_then(Iterator::next);
+                app.execute_replicated_request(request, cookie, &mut save);
+            }
+            app.after_execute_replicated_requests();
+        }
+        self.published.decrees_executed.fetch_add(1, Ordering::Relaxed);
+        if save && self.published.allow_save_state.load(Ordering::Acquire) {
+            self.save_checkpoint(app, vote.decree);
+        }
+    }
+
+    /// Writes `<decree>.codex` under the shared lock. A failure is logged and costs only the
+    /// checkpoint: the journal still holds everything.
+    fn save_checkpoint(&self, app: RwLockWriteGuard<'_, S>, decree: Decree) {
+        let app = RwLockWriteGuard::downgrade(app);
+        self.published.saving_checkpoint.store(true, Ordering::Release);
+        let (reply, header) = bounded(1);
+        let header: Option<CheckpointHeader> = self
+            .engine
+            .send(Event::CheckpointHeader { decree, reply })
+            .ok()
+            .and_then(|()| header.recv().ok());
+        let saved = header.ok_or_else(|| "the engine stopped".to_owned()).and_then(|header| {
+            let mut writer = CheckpointWriter::create(&self.data_dir, header).map_err(|e| e.to_string())?;
+            match app.try_save_state(&mut writer) {
+                Ok(true) => writer.finish().map(Some).map_err(|e| e.to_string()),
+                Ok(false) => Ok(None),
+                Err(e) => Err(format!("the application's save_state failed: {e}")),
+            }
+        });
+        self.published.saving_checkpoint.store(false, Ordering::Release);
+        match saved {
+            Ok(Some(path)) => {
+                app.state_saved(decree, &path);
+                if let Err(e) = retain_newest(&self.data_dir, self.max_checkpoints) {
+                    tracing::warn!("cannot remove old checkpoints: {e}");
+                }
+            }
+            // TrySaveState declined: no automatic checkpoints until allowed again.
+            Ok(None) => self.published.allow_save_state.store(false, Ordering::Release),
+            Err(e) => tracing::error!("checkpoint {decree} not saved: {e}"),
+        }
+    }
+
+    /// Hands waiting reads whose decree executed to the readers; aborts expired ones.
+    fn release_reads(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let executed = self.executed();
+        let now = Instant::now();
+        let (ready, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.waiting).into_iter().partition(|r| r.max_seen <= executed);
+        for read in ready {
+            let _ = self.readers.send(read);
+        }
+        let (expired, rest): (Vec<_>, Vec<_>) = rest.into_iter().partition(|r| r.deadline <= now);
+        self.waiting = rest;
+        if !expired.is_empty() {
+            let app = self.app.read();
+            for read in expired {
+                app.abort_request(ResponseCode::FastReadStale, read.cookie);
+            }
+        }
+    }
+}

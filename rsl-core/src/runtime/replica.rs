@@ -1,0 +1,486 @@
+//! [`Replica`]: the application's handle on one replica (legacy `RSLStateMachine`'s
+//! non-virtual methods, spec §1.7).
+
+use super::config::RslConfig;
+use super::engine::{Engine, Event, Inspect, View};
+use super::executor::{Callback, Executor};
+use super::readers::{self, FastRead};
+use super::restore::restore;
+use super::state_machine::{ResponseCode, StateMachine};
+use super::{journal, panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
+use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record};
+use crate::storage::FileOptions;
+use crate::transport::learn::{LearnConfig, LearnServer};
+use crate::transport::{TcpTransport, TransportConfig};
+use crate::wire::{Limits, Version};
+use bytes::Bytes;
+use crossbeam_channel::{bounded, unbounded, Sender};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A request the replica did not take, with the cookie handed back.
+pub type Refused<C> = (ResponseCode, C);
+
+/// One peer as the primary sees it (legacy `ReplicaHealth`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaHealth {
+    pub member_id: MemberId,
+    pub is_primary: bool,
+    /// The highest decree the peer acknowledged, with its vote payload and how long ago.
+    pub last_voted_decree: Decree,
+    pub last_vote_payload: u64,
+    pub last_voted_ago: Duration,
+}
+
+/// Counters since the previous snapshot (legacy `RSLStats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub capture_time: Duration,
+    pub decrees_executed: u64,
+    pub log_writes: u64,
+    pub log_write_micros: u64,
+    pub log_write_max_micros: u64,
+}
+
+/// A running replica of the application `S`. Dropping it unloads it.
+pub struct Replica<S: StateMachine> {
+    me: MemberId,
+    events: Sender<Event<S::Cookie>>,
+    callbacks: Sender<Callback<S::Cookie>>,
+    reads: Option<Sender<FastRead<S::Cookie>>>,
+    published: Arc<Published>,
+    app: Arc<RwLock<S>>,
+    fast_read_threshold: u64,
+    threads: Option<Threads>,
+    last_stats: parking_lot::Mutex<(Instant, Stats)>,
+    recovered_records: usize,
+}
+
+struct Threads {
+    engine: JoinHandle<Result<(), NodeError>>,
+    executor: JoinHandle<()>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl<S: StateMachine> Replica<S> {
+    /// Legacy `Initialize` (the old API, versions 1–7): restores the newest loadable
+    /// checkpoint into `app` (`load_state`) and replays the journal after it, starts the
+    /// ports and the threads, and returns once the replayed decrees executed. The
+    /// configuration is `members` (number 1) unless the checkpoint carries one.
+    pub fn initialize(
+        config: &RslConfig,
+        members: MemberSet,
+        me: &MemberId,
+        version: Version,
+        app: S,
+    ) -> Result<Self, NodeError> {
+        config.validate().map_err(NodeError::Config)?;
+        let member = members.members().iter().find(|m| m.id == *me).cloned();
+        let member = member.ok_or_else(|| NodeError::NotAMember(me.clone()))?;
+        let data_dir = if config.add_member_id_to_working_dir {
+            config.working_dir.join(me.as_str())
+        } else {
+            config.working_dir.clone()
+        };
+        let seed = if config.seed != 0 { config.seed } else { clock_seed(me) };
+        let options = FileOptions {
+            seed,
+            max_log_len_bytes: config.max_log_len_mb << 20,
+            log_len_randomize_percent: config.log_len_randomize as u32,
+            ..FileOptions::new(version)
+        };
+        let mut app = app;
+        let restored =
+            restore(&data_dir, options, |reader| app.load_state(reader)).map_err(NodeError::Restore)?;
+        let mut configuration = Configuration { number: 1, initial_decree: Decree(0), members };
+        let mut recovered = restored.recovery.recovered;
+        let recovered_records = recovered.records.len();
+        if let Some(loaded) = &restored.checkpoint {
+            if let Some(c) = &loaded.header.configuration {
+                let members = MemberSet::new(c.members.clone(), c.cookie.clone()).map_err(NodeError::Core)?;
+                configuration = Configuration { number: c.number, initial_decree: c.initial_decree, members };
+            }
+            // The checkpoint's promise outlives the logs it covers (they may be deleted).
+            recovered.records.insert(0, Record::Promise(loaded.header.max_ballot.clone()));
+        }
+        let window = if version == Version::V7 { config.window } else { 1 };
+        let core = crate::paxos::Replica::new(
+            me.clone(),
+            config.core(window),
+            configuration.clone(),
+            recovered,
+            seed,
+            0,
+        )
+        .map_err(NodeError::Core)?;
+
+        let listen_on_all_ips = LISTEN_ON_ALL_IPS.load(Ordering::Relaxed);
+        let limits =
+            Limits::from_max_message_size_mb(config.max_message_size_mb.min(u64::from(u32::MAX)) as u32);
+        let send_timeout = Duration::from_secs(config.send_timeout_sec);
+        let receive_timeout = Duration::from_secs(config.receive_timeout_sec);
+        let transport = TcpTransport::start(TransportConfig {
+            limits,
+            send_timeout,
+            receive_timeout,
+            max_outstanding_per_replica: config.max_outstanding_per_replica as usize,
+            listen_on_all_ips,
+            ..TransportConfig::new(me.clone(), configuration.members, version)
+        })
+        .map_err(NodeError::Transport)?;
+        let learn = LearnServer::start(LearnConfig {
+            limits,
+            send_timeout,
+            receive_timeout,
+            listen_on_all_ips,
+            ..LearnConfig::new(member, version, data_dir.clone())
+        })
+        .map_err(NodeError::Learn)?;
+
+        let published = Arc::new(Published::default());
+        published.executed.store(core.pointers().executed.0, Ordering::Release);
+        let app = Arc::new(RwLock::new(app));
+        let (events_tx, events) = unbounded();
+        let (callbacks_tx, callbacks) = unbounded();
+        let (reads_tx, reads) = unbounded();
+        let writer = journal::start(restored.journal, events_tx.clone(), Arc::clone(&published), me)?;
+        let readers = readers::start(config.reader_threads(), &app, &reads, &published)?;
+        let executor = Executor {
+            app: Arc::clone(&app),
+            callbacks,
+            engine: events_tx.clone(),
+            readers: reads_tx.clone(),
+            published: Arc::clone(&published),
+            data_dir,
+            max_checkpoints: NonZeroUsize::new(config.max_checkpoints as usize).unwrap_or(NonZeroUsize::MIN),
+            waiting: Vec::new(),
+        };
+        let executor = spawn(format!("rsl-execute-{me}"), move || executor.run())?;
+        let (ready_tx, ready) = bounded(1);
+        let engine = Engine::<S> {
+            replica: core,
+            epoch: Instant::now(),
+            events,
+            events_tx: events_tx.clone(),
+            callbacks: callbacks_tx.clone(),
+            accept_callback: (!config.use_global_accept_messages_flag).then(|| Arc::clone(&app)),
+            published: Arc::clone(&published),
+            transport,
+            learn,
+            writer,
+            ready: Some(ready_tx),
+            version,
+            pending: Vec::new(),
+            pending_token: None,
+            cookies: HashMap::new(),
+            next_cookie: 0,
+            paused: false,
+            stopping: false,
+        };
+        let engine = spawn(format!("rsl-engine-{me}"), move || engine.run())?;
+        let mut replica = Self {
+            me: me.clone(),
+            events: events_tx,
+            callbacks: callbacks_tx,
+            reads: Some(reads_tx),
+            published,
+            app,
+            fast_read_threshold: config.fast_read_seq_threshold,
+            threads: Some(Threads { engine, executor, readers }),
+            last_stats: parking_lot::Mutex::new((Instant::now(), Stats::default())),
+            recovered_records,
+        };
+        if ready.recv().is_err() {
+            return Err(replica
+                .stop()
+                .err()
+                .unwrap_or_else(|| NodeError::Panicked("engine ended".to_owned())));
+        }
+        Ok(replica)
+    }
+
+    /// This replica's member id.
+    pub fn id(&self) -> &MemberId {
+        &self.me
+    }
+
+    /// Legacy `ReplicateRequest`: batches `request` into the next decree. Only a primary
+    /// that has announced itself (`notify_status(true)`) takes requests.
+    pub fn replicate_request(&self, request: &[u8], cookie: S::Cookie) -> Result<(), Refused<S::Cookie>> {
+        self.replicate(request, cookie, false, false)
+    }
+
+    /// Legacy `ReplicateRequestExclusiveVote`: the request gets a decree of its own;
+    /// `is_last_decree` makes it this primary's last (later requests get `ShuttingDown`).
+    pub fn replicate_request_exclusive_vote(
+        &self,
+        request: &[u8],
+        cookie: S::Cookie,
+        is_last_decree: bool,
+    ) -> Result<(), Refused<S::Cookie>> {
+        self.replicate(request, cookie, true, is_last_decree)
+    }
+
+    fn replicate(
+        &self,
+        request: &[u8],
+        cookie: S::Cookie,
+        exclusive: bool,
+        last: bool,
+    ) -> Result<(), Refused<S::Cookie>> {
+        if request.is_empty() {
+            return Err((ResponseCode::InvalidParameter, cookie));
+        }
+        if self.published.shutting_down.load(Ordering::Acquire) {
+            return Err((ResponseCode::ShuttingDown, cookie));
+        }
+        if !self.published.primary.load(Ordering::Acquire) {
+            return Err((ResponseCode::NotPrimary, cookie));
+        }
+        if last {
+            self.published.shutting_down.store(true, Ordering::Release);
+        }
+        let event = Event::Replicate { request: Bytes::copy_from_slice(request), cookie, exclusive, last };
+        self.events.send(event).map_err(|e| match e.into_inner() {
+            Event::Replicate { cookie, .. } => (ResponseCode::ShuttingDown, cookie),
+            _ => unreachable!("the event sent is a Replicate"),
+        })
+    }
+
+    /// Legacy `FastReadRequest`: runs `request` on this replica once it executed
+    /// `max_seen`; waits up to `timeout` for that (aborted as stale afterwards). A read too
+    /// far ahead (more than `m_fastReadSeqThreshold` decrees), with a zero timeout, or
+    /// during a checkpoint is refused as stale at once.
+    pub fn fast_read_request(
+        &self,
+        max_seen: Decree,
+        request: &[u8],
+        cookie: S::Cookie,
+        timeout: Duration,
+    ) -> Result<(), Refused<S::Cookie>> {
+        if self.published.shutting_down.load(Ordering::Acquire) {
+            return Err((ResponseCode::ShuttingDown, cookie));
+        }
+        let current = self.current_sequence_number();
+        let ahead = max_seen.0.saturating_sub(current.0);
+        let saving = self.published.saving_checkpoint.load(Ordering::Acquire);
+        if ahead > 0 && (ahead > self.fast_read_threshold || timeout.is_zero() || saving) {
+            return Err((ResponseCode::FastReadStale, cookie));
+        }
+        let read =
+            FastRead { request: request.to_vec(), cookie, max_seen, deadline: Instant::now() + timeout };
+        let sent = if ahead == 0 {
+            let reads = self.reads.as_ref().expect("reads close only on unload");
+            reads.send(read).map_err(|e| e.into_inner())
+        } else {
+            self.callbacks.send(Callback::Wait(read)).map_err(|e| match e.into_inner() {
+                Callback::Wait(read) => read,
+                _ => unreachable!("the callback sent is a Wait"),
+            })
+        };
+        sent.map_err(|read| (ResponseCode::ShuttingDown, read.cookie))
+    }
+
+    /// Legacy `GetCurrentSequenceNumber`: the decree executed last (or executing now).
+    pub fn current_sequence_number(&self) -> Decree {
+        Decree(self.published.executed.load(Ordering::Acquire))
+    }
+
+    /// Legacy `GetHighestPassedSequenceNumber`: every decree up to it is chosen.
+    pub fn highest_passed_sequence_number(&self) -> Option<Decree> {
+        self.inspect(|v| v.core.pointers().passed)
+    }
+
+    /// Legacy `GetCurrentPrimary`: the member whose vote this replica accepted last.
+    pub fn current_primary(&self) -> Option<MemberId> {
+        self.inspect(|v| v.core.current_primary().cloned()).flatten()
+    }
+
+    /// Legacy `IsInStableState`: stable primary or secondary (not electing).
+    pub fn is_in_stable_state(&self) -> bool {
+        use crate::paxos::State;
+        self.inspect(|v| matches!(v.core.state(), State::Primary | State::Secondary)).unwrap_or(false)
+    }
+
+    /// Legacy `IsAnyRequestPendingExecution`: requests submitted here and not yet executed
+    /// or aborted, or chosen decrees not yet executed.
+    pub fn is_any_request_pending_execution(&self) -> bool {
+        self.inspect(|v| v.pending > 0 || v.core.pointers().passed > v.core.pointers().executed)
+            .unwrap_or(false)
+    }
+
+    /// Legacy `GetReplicasInformation`: on the primary, each peer's latest acknowledgement;
+    /// empty elsewhere.
+    pub fn replicas_information(&self) -> Vec<ReplicaHealth> {
+        self.inspect(|v| {
+            let primary = v.core.current_primary().cloned();
+            v.core
+                .peer_votes()
+                .into_iter()
+                .flatten()
+                .map(|(id, peer)| ReplicaHealth {
+                    member_id: id.clone(),
+                    is_primary: primary.as_ref() == Some(id),
+                    last_voted_decree: peer.decree,
+                    last_vote_payload: peer.payload,
+                    last_voted_ago: Duration::from_micros(v.now_us.saturating_sub(peer.at_us)),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Legacy `GetStatisticsSnapshot`: counters since the previous call.
+    pub fn statistics_snapshot(&self) -> Stats {
+        let p = &self.published;
+        let total = Stats {
+            capture_time: Duration::ZERO,
+            decrees_executed: p.decrees_executed.load(Ordering::Relaxed),
+            log_writes: p.log_writes.load(Ordering::Relaxed),
+            log_write_micros: p.log_write_micros.load(Ordering::Relaxed),
+            log_write_max_micros: p.log_write_max_micros.swap(0, Ordering::Relaxed),
+        };
+        let mut last = self.last_stats.lock();
+        let (since, before) = *last;
+        *last = (Instant::now(), total);
+        Stats {
+            capture_time: since.elapsed(),
+            decrees_executed: total.decrees_executed - before.decrees_executed,
+            log_writes: total.log_writes - before.log_writes,
+            log_write_micros: total.log_write_micros - before.log_write_micros,
+            log_write_max_micros: total.log_write_max_micros,
+        }
+    }
+
+    /// Legacy `SetVotePayload`: attached to every acknowledgement this replica sends (v6+).
+    pub fn set_vote_payload(&self, payload: u64) {
+        self.control(Input::SetVotePayload(payload));
+    }
+
+    /// Legacy `SetAcceptMessages` (with `m_useGlobalAcceptMessagesFlag`).
+    pub fn set_accept_messages(&self, accept: bool) {
+        self.control(Input::AcceptMessages(accept));
+    }
+
+    /// Legacy `AllowSaveState`: turns automatic checkpoints on or off.
+    pub fn allow_save_state(&self, allow: bool) {
+        self.published.allow_save_state.store(allow, Ordering::Release);
+    }
+
+    /// Legacy `RelinquishPrimary`: the primary proposes a relinquish vote and, once it is
+    /// chosen, shuts down (`shut_down` is called); elsewhere nothing happens.
+    pub fn relinquish_primary(&self) {
+        self.control(Input::Relinquish);
+    }
+
+    /// Legacy `AttemptPromotion`: start an election now.
+    pub fn attempt_promotion(&self) {
+        self.control(Input::AttemptPromotion);
+    }
+
+    /// Legacy `ChangeElectionDelay`.
+    pub fn change_election_delay(&self, delay: Duration) {
+        self.control(Input::ChangeElectionDelay { delay_us: delay.as_micros() as u64 });
+    }
+
+    /// Testing only (legacy `Pause`/`Resume`): drop every peer message while paused.
+    pub fn pause(&self) {
+        let _ = self.events.send(Event::Pause(true));
+    }
+
+    pub fn resume(&self) {
+        let _ = self.events.send(Event::Pause(false));
+    }
+
+    /// Runs `f` on the application under the shared callback lock.
+    pub fn read_state<T>(&self, f: impl FnOnce(&S) -> T) -> T {
+        f(&self.app.read())
+    }
+
+    /// Whether this replica is primary and takes requests (legacy's "is primary" flag).
+    pub fn is_primary(&self) -> bool {
+        self.published.primary.load(Ordering::Acquire)
+    }
+
+    /// How many journal records restart read after the checkpoint.
+    pub fn recovered_records(&self) -> usize {
+        self.recovered_records
+    }
+
+    /// Whether the replica is running (false after a relinquish, an unload or a failure).
+    pub fn is_running(&self) -> bool {
+        self.threads.as_ref().is_some_and(|t| !t.engine.is_finished())
+    }
+
+    /// Peer messages and learned votes the core refused so far.
+    pub fn refused_inputs(&self) -> u64 {
+        self.published.refused.load(Ordering::Relaxed)
+    }
+
+    /// Votes fetched from peers' learn ports so far (catching up).
+    pub fn learned_votes(&self) -> u64 {
+        self.published.learned.load(Ordering::Relaxed)
+    }
+
+    /// Legacy `UnloadThisOne`, without ending the process: pending requests and queued fast
+    /// reads are aborted (`ShuttingDown`), `shut_down` is called, the journal is made
+    /// durable, every thread stops, and the application comes back to be dropped or
+    /// initialized again. The error says why the replica had failed, if it had.
+    pub fn unload(mut self) -> Result<S, NodeError> {
+        self.stop()?;
+        let app = Arc::clone(&self.app);
+        drop(self);
+        Ok(Arc::try_unwrap(app).ok().expect("every thread holding the application has stopped").into_inner())
+    }
+
+    fn stop(&mut self) -> Result<(), NodeError> {
+        let threads = self.threads.take().ok_or_else(|| NodeError::Panicked("stopped twice".to_owned()))?;
+        let _ = self.events.send(Event::Stop);
+        let engine = threads.engine.join().map_err(|p| NodeError::Panicked(panic_message(&p)));
+        let executor = threads.executor.join().map_err(|p| NodeError::Panicked(panic_message(&p)));
+        self.reads = None;
+        for reader in threads.readers {
+            reader.join().map_err(|p| NodeError::Panicked(panic_message(&p)))?;
+        }
+        engine??;
+        executor
+    }
+
+    fn control(&self, input: Input) {
+        let _ = self.events.send(Event::Control(input));
+    }
+
+    /// Asks the engine; `None` once it stopped.
+    fn inspect<T: Send + 'static>(&self, f: impl FnOnce(&View<'_>) -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = bounded(1);
+        let ask: Inspect = Box::new(move |view| drop(tx.send(f(view))));
+        self.events.send(Event::Inspect(ask)).ok()?;
+        rx.recv().ok()
+    }
+}
+
+impl<S: StateMachine> Drop for Replica<S> {
+    fn drop(&mut self) {
+        if self.threads.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+fn spawn<T: Send + 'static>(
+    name: String,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, NodeError> {
+    std::thread::Builder::new().name(name).spawn(f).map_err(NodeError::Thread)
+}
+
+/// A seed for election jitter when the configuration gives none.
+fn clock_seed(me: &MemberId) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one((me, std::time::SystemTime::now())) | 1
+}

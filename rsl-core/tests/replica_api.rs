@@ -1,0 +1,299 @@
+//! The public Rust API ([`Replica`] + [`StateMachine`]) on a 3-replica loopback cluster:
+//! the legacy callback contracts (spec §1.7, §2.3) as an application sees them.
+
+use rsl_core::paxos::{Config, Decree, Member, MemberId, MemberSet};
+use rsl_core::runtime::{Replica, ResponseCode, RslConfig, RslConfigError, StateMachine};
+use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
+use rsl_core::transport::member_ip;
+use rsl_core::wire::Version;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+/// What the application heard, in order.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    Executed { value: u64, cookie: Option<u64> },
+    Read { cookie: u64, sum: u64 },
+    Aborted { status: ResponseCode, cookie: u64 },
+    Status(bool),
+    Saved(u64),
+    Loaded(Option<u64>),
+    ShutDown,
+}
+
+/// Sums the u64 requests it executes; checkpoints hold the sum.
+struct Summer {
+    sum: u64,
+    /// Ask for a checkpoint after executing this value.
+    save_after: Option<u64>,
+    in_decree: bool,
+    heard: Sender<Heard>,
+}
+
+impl StateMachine for Summer {
+    type Cookie = u64;
+
+    fn load_state(&mut self, reader: Option<&mut CheckpointReader>) -> bool {
+        let loaded = match reader {
+            None => None,
+            Some(reader) => {
+                let mut bytes = Vec::new();
+                while let Ok(chunk) = reader.get_data_pointer(8 - bytes.len()) {
+                    bytes.extend_from_slice(chunk);
+                    if bytes.len() == 8 {
+                        break;
+                    }
+                }
+                let Ok(bytes) = bytes.try_into() else { return false };
+                Some(u64::from_le_bytes(bytes))
+            }
+        };
+        self.sum = loaded.unwrap_or(0);
+        self.heard.send(Heard::Loaded(loaded)).unwrap();
+        true
+    }
+
+    fn before_execute_replicated_requests(&mut self) {
+        assert!(!self.in_decree, "Before/After bracket one decree");
+        self.in_decree = true;
+    }
+
+    fn after_execute_replicated_requests(&mut self) {
+        assert!(self.in_decree);
+        self.in_decree = false;
+    }
+
+    fn execute_replicated_request(&mut self, request: &[u8], cookie: Option<u64>, save_state: &mut bool) {
+        assert!(self.in_decree, "executed inside Before/After");
+        let value = u64::from_le_bytes(request.try_into().unwrap());
+        self.sum += value;
+        *save_state |= self.save_after == Some(value);
+        self.heard.send(Heard::Executed { value, cookie }).unwrap();
+    }
+
+    fn execute_fast_read_request(&self, _request: &[u8], cookie: u64) {
+        self.heard.send(Heard::Read { cookie, sum: self.sum }).unwrap();
+    }
+
+    fn abort_request(&self, status: ResponseCode, cookie: u64) {
+        self.heard.send(Heard::Aborted { status, cookie }).unwrap();
+    }
+
+    fn save_state(&self, writer: &mut CheckpointWriter) -> io::Result<()> {
+        writer.write(&self.sum.to_le_bytes())
+    }
+
+    fn state_saved(&self, decree: Decree, path: &Path) {
+        assert!(path.ends_with(format!("{}.codex", decree.0)));
+        self.heard.send(Heard::Saved(decree.0)).unwrap();
+    }
+
+    fn notify_status(&mut self, is_primary: bool) {
+        self.heard.send(Heard::Status(is_primary)).unwrap();
+    }
+
+    fn shut_down(&mut self, status: ResponseCode) {
+        assert_eq!(status, ResponseCode::ShuttingDown);
+        self.heard.send(Heard::ShutDown).unwrap();
+    }
+}
+
+fn free_port(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+fn members() -> MemberSet {
+    let members = (1..=3u8)
+        .map(|n| {
+            let ip = Ipv4Addr::new(127, 0, 0, n);
+            Member {
+                ip: member_ip(ip),
+                rsl_port: free_port(ip),
+                learn_port: free_port(ip),
+                ..Member::named(&n.to_string()).unwrap()
+            }
+        })
+        .collect();
+    MemberSet::new(members, Default::default()).unwrap()
+}
+
+fn config(dir: &Path) -> RslConfig {
+    let core = Config {
+        heartbeat_us: 50_000,
+        election_delay_us: 300_000,
+        new_leader_grace_us: 300_000,
+        initialize_retry_us: 100_000,
+        prepare_retry_us: 100_000,
+        vote_retry_us: 100_000,
+        learn_timeout_us: 1_000_000,
+        ..Config::default()
+    };
+    RslConfig {
+        working_dir: dir.to_owned(),
+        fast_read_seq_threshold: 5,
+        core_override: Some(core),
+        ..RslConfig::default()
+    }
+}
+
+struct Node {
+    replica: Replica<Summer>,
+    heard: Receiver<Heard>,
+}
+
+fn start(dir: &Path, members: &MemberSet, id: &str, save_after: Option<u64>) -> Node {
+    let (heard, rx) = channel();
+    let app = Summer { sum: 0, save_after, in_decree: false, heard };
+    let id = MemberId::new(id).unwrap();
+    let replica = Replica::initialize(&config(dir), members.clone(), &id, Version::V7, app).unwrap();
+    Node { replica, heard: rx }
+}
+
+/// Waits for the next callback matching `want`, skipping others.
+fn expect(node: &Node, what: &str, want: impl Fn(&Heard) -> bool) -> Heard {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let heard = node.heard.recv_timeout(left).unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+        if want(&heard) {
+            return heard;
+        }
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rsl-api-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn value(n: u64) -> [u8; 8] {
+    n.to_le_bytes()
+}
+
+#[test]
+fn callbacks_keep_the_legacy_contracts() {
+    let dir = temp_dir("contracts");
+    let members = members();
+    let nodes: Vec<Node> = ["1", "2", "3"].iter().map(|id| start(&dir, &members, id, Some(7))).collect();
+    for node in &nodes {
+        assert_eq!(expect(node, "load", |h| matches!(h, Heard::Loaded(_))), Heard::Loaded(None));
+    }
+    // Exactly one replica announces itself; the others refuse requests.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let primary = loop {
+        if let Some(p) = nodes.iter().position(|n| n.replica.is_primary()) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no primary");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let p = &nodes[primary];
+    expect(p, "NotifyStatus(true)", |h| *h == Heard::Status(true));
+    let secondary = &nodes[(primary + 1) % 3];
+    assert_eq!(secondary.replica.replicate_request(&value(1), 99), Err((ResponseCode::NotPrimary, 99)));
+    assert_eq!(p.replica.replicate_request(&[], 98), Err((ResponseCode::InvalidParameter, 98)));
+
+    // Requests execute in order, with the cookie only where they were submitted. Each has
+    // a decree of its own, so the checkpoint after value 7 holds 1 + … + 7.
+    for v in 1..=10 {
+        p.replica.replicate_request_exclusive_vote(&value(v), 100 + v, false).unwrap();
+    }
+    for (node, ours) in [(p, true), (secondary, false)] {
+        let mut heard = Vec::new();
+        while heard.iter().filter(|h| matches!(h, Heard::Executed { .. })).count() < 10 {
+            heard.push(expect(node, "execution", |h| matches!(h, Heard::Executed { .. } | Heard::Saved(_))));
+        }
+        let executed: Vec<_> = heard
+            .iter()
+            .filter_map(|h| match h {
+                Heard::Executed { value, cookie } => Some((*value, *cookie)),
+                _ => None,
+            })
+            .collect();
+        let expected: Vec<_> = (1..=10).map(|v| (v, ours.then_some(100 + v))).collect();
+        assert_eq!(executed, expected);
+        // Value 7 asked for a checkpoint: saved before the next decree executed.
+        let saved = heard.iter().position(|h| matches!(h, Heard::Saved(_))).expect("a checkpoint");
+        assert_eq!(heard[saved - 1], Heard::Executed { value: 7, cookie: ours.then_some(107) });
+    }
+    let third = &nodes[(primary + 2) % 3];
+    expect(third, "StateSaved", |h| matches!(h, Heard::Saved(_)));
+
+    // Fast reads: at once when seen, stale when too far ahead or with no time to wait,
+    // executed when the decree arrives within the timeout, stale when it does not.
+    let current = p.replica.current_sequence_number();
+    p.replica.fast_read_request(current, b"r", 1, Duration::ZERO).unwrap();
+    assert_eq!(expect(p, "read 1", |h| matches!(h, Heard::Read { .. })), Heard::Read { cookie: 1, sum: 55 });
+    let far = Decree(current.0 + 100);
+    assert_eq!(
+        p.replica.fast_read_request(far, b"r", 2, Duration::from_secs(5)),
+        Err((ResponseCode::FastReadStale, 2))
+    );
+    let next = Decree(current.0 + 1);
+    assert_eq!(
+        p.replica.fast_read_request(next, b"r", 3, Duration::ZERO),
+        Err((ResponseCode::FastReadStale, 3))
+    );
+    let s = secondary.replica.current_sequence_number();
+    // Five decrees take five 50 ms heartbeats; the read gives up after 30 ms.
+    secondary.replica.fast_read_request(Decree(s.0 + 5), b"r", 4, Duration::from_millis(30)).unwrap();
+    assert_eq!(
+        expect(secondary, "stale abort", |h| matches!(h, Heard::Aborted { .. })),
+        Heard::Aborted { status: ResponseCode::FastReadStale, cookie: 4 }
+    );
+    // A read of what the primary executed waits on the secondary until it gets there.
+    p.replica.replicate_request(&value(1000), 200).unwrap();
+    expect(p, "execution of 1000", |h| matches!(h, Heard::Executed { value: 1000, .. }));
+    let seen = p.replica.current_sequence_number();
+    secondary.replica.fast_read_request(seen, b"r", 5, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        expect(secondary, "waiting read", |h| matches!(h, Heard::Read { .. })),
+        Heard::Read { cookie: 5, sum: 1055 }
+    );
+    assert!(!p.replica.replicas_information().is_empty(), "the primary reports its peers");
+    assert!(p.replica.statistics_snapshot().decrees_executed > 0);
+
+    // Unload: shut_down is the last callback; the replica restarts from its checkpoint.
+    let mut nodes = nodes;
+    let node = nodes.remove((primary + 2) % 3);
+    let executed = node.replica.current_sequence_number();
+    let Node { replica, heard } = node;
+    let summer = replica.unload().unwrap();
+    assert!(heard.try_iter().any(|h| h == Heard::ShutDown));
+    let id = ["1", "2", "3"][(primary + 2) % 3];
+    let restarted = start(&dir, &members, id, None);
+    let loaded = expect(&restarted, "load", |h| matches!(h, Heard::Loaded(_)));
+    assert!(
+        matches!(loaded, Heard::Loaded(Some(28))),
+        "the checkpoint after value 7 holds 1+…+7, got {loaded:?}"
+    );
+    assert!(
+        restarted.replica.current_sequence_number() >= executed,
+        "restart replays the journal after the checkpoint"
+    );
+    assert_eq!(restarted.replica.read_state(|s| s.sum), summer.sum);
+    drop(restarted);
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_config_value_out_of_range_names_the_field() {
+    let dir = temp_dir("config");
+    let jittery = RslConfig { election_randomize: 101, ..config(&dir) };
+    let Err(RslConfigError::Range(e)) = jittery.validate() else { panic!("accepted") };
+    assert_eq!(e.field, "m_electionRandomize");
+    let nowhere = RslConfig { working_dir: PathBuf::new(), ..RslConfig::default() };
+    assert_eq!(nowhere.validate(), Err(RslConfigError::EmptyWorkingDir));
+    let (heard, _rx) = channel();
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let members = members();
+    let bad = RslConfig { max_log_len_mb: 0, ..config(&dir) };
+    let err =
+        Replica::initialize(&bad, members, &MemberId::new("1").unwrap(), Version::V7, app).err().unwrap();
+    assert!(err.to_string().contains("m_maxLogLenMB"), "{err}");
+}
