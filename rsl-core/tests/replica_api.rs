@@ -2,7 +2,9 @@
 //! the legacy callback contracts (spec §1.7, §2.3) as an application sees them.
 
 use rsl_core::paxos::{Config, Decree, Member, MemberId, MemberSet};
-use rsl_core::runtime::{Replica, ResponseCode, RslConfig, RslConfigError, StateMachine};
+use rsl_core::runtime::{
+    replay, replay_into_checkpoint, Replica, ResponseCode, RslConfig, RslConfigError, StateMachine,
+};
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::transport::member_ip;
 use rsl_core::wire::Version;
@@ -278,6 +280,22 @@ fn callbacks_keep_the_legacy_contracts() {
     assert_eq!(restarted.replica.read_state(|s| s.sum), summer.sum);
     drop(restarted);
     drop(nodes);
+
+    // Offline replay reads the same directory to the same state, or stops at a decree.
+    let (heard, _rx) = channel();
+    let mut replayed = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let one = dir.join("1");
+    let last = replay(&mut replayed, &one, Decree(u64::MAX)).unwrap();
+    assert_eq!(replayed.sum, 1055);
+    assert!(last >= executed);
+    let early = replay(&mut replayed, &one, Decree(3)).unwrap();
+    assert!(early <= Decree(8), "stops at the checkpoint or at decree 3, got {early:?}");
+    let copy = dir.join("copy");
+    let path = replay_into_checkpoint(&mut replayed, &one, Decree(u64::MAX), Decree(500), &copy).unwrap();
+    assert!(path.ends_with("500.codex"));
+    replay(&mut replayed, &copy, Decree(u64::MAX)).unwrap();
+    assert_eq!(replayed.sum, 1055, "the checkpoint written by replay loads back");
+    assert!(replay_into_checkpoint(&mut replayed, &one, Decree(9), Decree(9), &one).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -122,16 +122,7 @@ impl<S: StateMachine> Executor<S> {
     fn execute(&self, vote: &Vote, cookies: Option<Vec<S::Cookie>>) {
         let mut app = self.app.write();
         self.published.executed.store(vote.decree.0, Ordering::Release);
-        let mut save = false;
-        if !vote.requests().is_empty() {
-            app.before_execute_replicated_requests();
-            let mut cookies = cookies.map(Vec::into_iter);
-            for request in vote.requests() {
-                let cookie = cookies.as_mut().and_then(Iterator::next);
-                app.execute_replicated_request(request, cookie, &mut save);
-            }
-            app.after_execute_replicated_requests();
-        }
+        let save = execute_decree(&mut *app, vote, cookies);
         self.published.decrees_executed.fetch_add(1, Ordering::Relaxed);
         if save && self.published.allow_save_state.load(Ordering::Acquire) {
             self.save_checkpoint(app, vote.decree);
@@ -192,4 +183,24 @@ impl<S: StateMachine> Executor<S> {
             }
         }
     }
+}
+
+/// Executes one decree's requests between `before`/`after` (not for an empty decree);
+/// returns whether the application asked for a checkpoint.
+pub(super) fn execute_decree<S: StateMachine>(
+    app: &mut S,
+    vote: &Vote,
+    cookies: Option<Vec<S::Cookie>>,
+) -> bool {
+    let mut save = false;
+    if !vote.requests().is_empty() {
+        app.before_execute_replicated_requests();
+        let mut cookies = cookies.map(Vec::into_iter);
+        for request in vote.requests() {
+            let cookie = cookies.as_mut().and_then(Iterator::next);
+            app.execute_replicated_request(request, cookie, &mut save);
+        }
+        app.after_execute_replicated_requests();
+    }
+    save
 }

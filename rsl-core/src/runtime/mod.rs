@@ -26,6 +26,7 @@ mod executor;
 mod journal;
 mod node;
 mod readers;
+mod replay;
 mod replica;
 mod restore;
 mod state_machine;
@@ -33,6 +34,7 @@ mod state_machine;
 pub use config::{RslConfig, RslConfigError};
 pub(crate) use node::execute;
 pub use node::{App, Completion, Node, NodeConfig, NodeReport};
+pub use replay::{replay, replay_into_checkpoint};
 pub use replica::{Refused, Replica, ReplicaHealth, Stats};
 pub use state_machine::{ResponseCode, StateMachine};
 
