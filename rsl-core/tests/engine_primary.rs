@@ -166,7 +166,12 @@ fn the_last_decree_closes_the_primary() {
     assert_eq!(step(&mut r, T0, last)[0], "persist #4 vote 2 <2,2>");
     assert_eq!(step(&mut r, T0, replicate("late", 2)), ["abort cookie 2 ShuttingDown"]);
     step(&mut r, T0, accepted("1", 2, &mine()));
-    assert_eq!(step(&mut r, T0, Input::Persisted(Token(4))), ["execute 2 (1 requests, ours)"]);
+    // No later proposal will prove decree 2 chosen, so the primary journals its proof:
+    // otherwise no replica could learn the term's last decree, and none could take over.
+    assert_eq!(
+        step(&mut r, T0, Input::Persisted(Token(4))),
+        ["execute 2 (1 requests, ours)", "persist #5 vote 2 <2,2>"]
+    );
     // No heartbeat follows the last decree.
     assert_eq!(r.next_deadline(), u64::MAX);
 }

@@ -166,6 +166,26 @@ fn expect(node: &Node, what: &str, want: impl Fn(&Heard) -> bool) -> Heard {
     }
 }
 
+/// Waits until one of `nodes` (other than `not`) takes requests; returns its index.
+fn primary(nodes: &[Node], not: Option<usize>) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = nodes.iter().enumerate().position(|(i, n)| Some(i) != not && n.replica.is_primary());
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no primary");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn cluster(name: &str) -> (PathBuf, Vec<Node>) {
+    let dir = temp_dir(name);
+    let members = members();
+    let nodes = ["1", "2", "3"].iter().map(|id| start(&dir, &members, id, None)).collect();
+    (dir, nodes)
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rsl-api-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -314,4 +334,52 @@ fn a_config_value_out_of_range_names_the_field() {
     let err =
         Replica::initialize(&bad, members, &MemberId::new("1").unwrap(), Version::V7, app).err().unwrap();
     assert!(err.to_string().contains("m_maxLogLenMB"), "{err}");
+}
+
+#[test]
+fn a_deposed_primary_aborts_its_requests_before_notify_status_false() {
+    let (dir, nodes) = cluster("deposed");
+    let old = primary(&nodes, None);
+    let p = &nodes[old];
+    expect(p, "NotifyStatus(true)", |h| *h == Heard::Status(true));
+    // Cut the primary off from its peers' answers, queue requests it cannot commit, and
+    // let a secondary take over with a higher ballot.
+    p.replica.pause();
+    for cookie in 1..=5 {
+        p.replica.replicate_request(&value(cookie), cookie).unwrap();
+    }
+    nodes[(old + 1) % 3].replica.attempt_promotion();
+    let new = primary(&nodes, Some(old));
+    p.replica.resume();
+    let mut heard = Vec::new();
+    while heard.last() != Some(&Heard::Status(false)) {
+        heard.push(expect(p, "step down", |h| matches!(h, Heard::Aborted { .. } | Heard::Status(false))));
+    }
+    let aborted: Vec<_> = heard[..heard.len() - 1].iter().collect();
+    let expected: Vec<_> =
+        (1..=5).map(|cookie| Heard::Aborted { status: ResponseCode::NotPrimary, cookie }).collect();
+    assert_eq!(aborted, expected.iter().collect::<Vec<_>>(), "every pending request, then the status");
+    assert!(!p.replica.is_primary());
+    assert_eq!(p.replica.replicate_request(&value(9), 9), Err((ResponseCode::NotPrimary, 9)));
+    assert!(nodes[new].replica.is_primary());
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn relinquish_and_last_decree_hand_primacy_over() {
+    let (dir, nodes) = cluster("relinquish");
+    let first = primary(&nodes, None);
+    nodes[first].replica.relinquish_primary();
+    expect(&nodes[first], "shut_down after relinquishing", |h| *h == Heard::ShutDown);
+    let second = primary(&nodes, Some(first));
+    let s = &nodes[second];
+    s.replica.replicate_request_exclusive_vote(&value(1), 1, true).unwrap();
+    assert_eq!(s.replica.replicate_request(&value(2), 2), Err((ResponseCode::ShuttingDown, 2)));
+    expect(s, "the last decree executes", |h| *h == Heard::Executed { value: 1, cookie: Some(1) });
+    let third = 3 - first - second;
+    nodes[third].replica.attempt_promotion();
+    expect(&nodes[third], "the remaining replica takes over", |h| *h == Heard::Status(true));
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -112,7 +112,8 @@ pub enum Action {
     },
     /// Ask the application's `CanBecomePrimary`; answer with [`Input::CanBecomePrimary`].
     AskCanBecomePrimary,
-    /// The relinquish vote was chosen; legacy shuts the process down here.
+    /// The relinquish vote was chosen, or a successor deposed this relinquishing primary
+    /// first; legacy shuts the process down here.
     Relinquished,
 }
 

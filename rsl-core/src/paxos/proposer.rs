@@ -61,6 +61,11 @@ pub(super) struct Primary {
 }
 
 impl Primary {
+    /// Whether this term is ending by relinquish (its vote is proposed).
+    pub(super) fn relinquishing(&self) -> bool {
+        self.relinquish_decree.is_some()
+    }
+
     pub fn deadline(&self, config: &Config) -> u64 {
         let heartbeat = if self.closed || !self.in_flight.is_empty() {
             NEVER
@@ -300,11 +305,16 @@ impl Replica {
                 self.gate.ready.push(Action::NotifyPrimaryRecovered);
             }
             if relinquished {
-                self.gate.ready.push(Action::Relinquished);
-                self.become_secondary();
+                self.become_secondary(); // announces Relinquished
                 self.next_election = self.now.saturating_add(self.config.new_leader_grace_us);
                 return;
             }
+        }
+        let p = self.primary();
+        if p.closed && p.in_flight.is_empty() && p.queue.is_empty() {
+            // The last decree of a closed term passed and no proposal will ever prove it:
+            // journal the proofs now, or no one could learn the term's last decrees.
+            self.journal_recent_proofs();
         }
         self.propose_queued();
     }

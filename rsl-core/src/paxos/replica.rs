@@ -445,6 +445,11 @@ impl Replica {
     /// then tells the application it is no longer primary.
     pub(super) fn become_secondary(&mut self) {
         if let Role::Primary(primary) = std::mem::replace(&mut self.role, Role::Secondary) {
+            // A relinquishing primary's term is over once its vote is chosen, or once a
+            // successor (elected at the relinquish vote's request) deposes it first.
+            if primary.relinquishing() {
+                self.gate.ready.push(Action::Relinquished);
+            }
             let notified = primary.notified;
             primary.abort_all(AbortReason::NotPrimary, &mut self.gate.ready);
             if notified {

@@ -100,7 +100,9 @@ pub(super) struct Engine<S: StateMachine> {
     pub cookies: HashMap<Cookie, S::Cookie>,
     pub next_cookie: Cookie,
     pub paused: bool,
-    /// The relinquish vote was chosen or the handle said stop: end after this batch.
+    /// The relinquish vote was chosen: shut down at the end of this batch.
+    pub relinquished: bool,
+    /// Shut down: `Callback::ShutDown` was the last callback; end after this batch.
     pub stopping: bool,
 }
 
@@ -129,6 +131,9 @@ impl<S: StateMachine> Engine<S> {
         }
         while !self.stopping {
             for incoming in self.next_batch()? {
+                if self.stopping {
+                    break;
+                }
                 let now = self.now();
                 match incoming {
                     Incoming::Event(event) => self.on_event(now, event)?,
@@ -141,7 +146,11 @@ impl<S: StateMachine> Engine<S> {
                 }
             }
             let now = self.now();
-            self.step(now, Input::Tick)?;
+            if self.relinquished && !self.stopping {
+                self.shut_down(now)?;
+            } else if !self.stopping {
+                self.step(now, Input::Tick)?;
+            }
             self.end_batch()?;
         }
         Ok(())
@@ -331,11 +340,8 @@ impl<S: StateMachine> Engine<S> {
                 self.callback(Callback::NotifyStatus(primary))?;
             }
             Action::NotifyPrimaryRecovered => self.callback(Callback::PrimaryRecovered)?,
-            Action::Relinquished => {
-                if !self.stopping {
-                    self.shut_down(now)?;
-                }
-            }
+            // Legacy's ShutDown path, once this batch's remaining actions are performed.
+            Action::Relinquished => self.relinquished = true,
         }
         Ok(())
     }

@@ -180,6 +180,7 @@ impl<S: StateMachine> Replica<S> {
             cookies: HashMap::new(),
             next_cookie: 0,
             paused: false,
+            relinquished: false,
             stopping: false,
         };
         let engine = spawn(format!("rsl-engine-{me}"), move || engine.run())?;

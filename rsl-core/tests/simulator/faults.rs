@@ -47,7 +47,7 @@ pub enum Fault {
         node: usize,
         jump_us: u64,
     },
-    /// The primary, if there is one, relinquishes.
+    /// The primary, if there is one, relinquishes or submits its last decree.
     Relinquish,
 }
 

@@ -122,6 +122,12 @@ enum Event {
     Restart {
         node: usize,
     },
+    /// The application that submitted its last decree exits (and is restarted), unless
+    /// that incarnation is gone already.
+    Exit {
+        node: usize,
+        incarnation: usize,
+    },
     Client,
     Heal,
 }
@@ -311,6 +317,12 @@ impl Sim {
             Event::Restart { node } => {
                 if self.nodes[node].replica.is_none() && !self.kept_down.contains(&node) {
                     self.start(node);
+                }
+            }
+            Event::Exit { node, incarnation } => {
+                if self.nodes[node].replica.is_some() && self.nodes[node].incarnation == incarnation {
+                    self.crash(node);
+                    self.schedule(self.now + 1_000, Event::Restart { node });
                 }
             }
             Event::Client => self.client(),
@@ -556,7 +568,7 @@ impl Sim {
             let random = up.get(self.rng.below(up.len() as u64) as usize).copied();
             let target = if misdirect { random } else { self.primary().or(random) };
             for _ in 0..burst {
-                target.inspect(|&node| self.submit(node));
+                target.inspect(|&node| self.submit(node, false));
             }
         } else if self.unresolved.range(self.liveness_first..).next().is_none()
             && self.liveness_acked < self.history.liveness_target
@@ -565,7 +577,7 @@ impl Sim {
             if let Some(primary) = self.primary() {
                 for _ in 0..burst {
                     self.history.liveness_requests.push(self.next_request);
-                    self.submit(primary);
+                    self.submit(primary, false);
                 }
             }
         }
@@ -573,7 +585,8 @@ impl Sim {
         self.schedule(at, Event::Client);
     }
 
-    fn submit(&mut self, node: usize) {
+    /// Submits a new request to `node`; `last` makes it the last decree of its term.
+    fn submit(&mut self, node: usize, last: bool) {
         let id = self.next_request;
         self.next_request += 1;
         if !(self.params.bugs.unregistered_requests && id.trailing_zeros() >= 4) {
@@ -582,10 +595,7 @@ impl Sim {
         self.unresolved.insert(id, self.now);
         let exclusive = self.rng.below(20) == 0;
         self.log(node, format_args!("submit request {id}"));
-        self.step(
-            node,
-            Input::Replicate { request: workload::request(id), cookie: id, exclusive, last: false },
-        );
+        self.step(node, Input::Replicate { request: workload::request(id), cookie: id, exclusive, last });
     }
 
     fn fault(&mut self) {
@@ -610,7 +620,15 @@ impl Sim {
                     let term = term(&self.nodes[primary]);
                     if term != self.relinquished {
                         self.relinquished = term;
-                        self.step(primary, Input::Relinquish);
+                        // Or it ends its term with a last decree (legacy `isLastDecree`).
+                        if self.rng.below(2) == 0 {
+                            self.step(primary, Input::Relinquish);
+                        } else {
+                            self.submit(primary, true);
+                            let exit =
+                                Event::Exit { node: primary, incarnation: self.nodes[primary].incarnation };
+                            self.schedule(self.now + self.params.faults.interval_us / 2, exit);
+                        }
                     }
                 }
             }
