@@ -147,10 +147,14 @@ struct Node {
 }
 
 fn start(dir: &Path, members: &MemberSet, id: &str, save_after: Option<u64>) -> Node {
+    start_with(&config(dir), members, id, save_after)
+}
+
+fn start_with(config: &RslConfig, members: &MemberSet, id: &str, save_after: Option<u64>) -> Node {
     let (heard, rx) = channel();
     let app = Summer { sum: 0, save_after, in_decree: false, heard };
     let id = MemberId::new(id).unwrap();
-    let replica = Replica::initialize(&config(dir), members.clone(), &id, Version::V7, app).unwrap();
+    let replica = Replica::initialize(config, members.clone(), &id, Version::V7, app).unwrap();
     Node { replica, heard: rx }
 }
 
@@ -380,6 +384,25 @@ fn relinquish_and_last_decree_hand_primacy_over() {
     let third = 3 - first - second;
     nodes[third].replica.attempt_promotion();
     expect(&nodes[third], "the remaining replica takes over", |h| *h == Heard::Status(true));
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn secondaries_take_time_based_checkpoints() {
+    let dir = temp_dir("timed");
+    let members = members();
+    let config = RslConfig { max_checkpoint_interval_sec: 1, ..config(&dir) };
+    let nodes: Vec<Node> = ["1", "2", "3"].iter().map(|id| start_with(&config, &members, id, None)).collect();
+    let p = primary(&nodes, None);
+    for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != p) {
+        let saved = expect(node, "a time-based checkpoint", |h| matches!(h, Heard::Saved(_)));
+        assert!(matches!(saved, Heard::Saved(d) if d > 0), "replica {i}: {saved:?}");
+    }
+    assert!(
+        !nodes[p].heard.try_iter().any(|h| matches!(h, Heard::Saved(_))),
+        "the primary does not stall for a checkpoint"
+    );
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

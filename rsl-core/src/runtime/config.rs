@@ -187,6 +187,14 @@ impl RslConfig {
         }
     }
 
+    /// The time-based checkpoint interval; none when 0 (or too large to schedule).
+    pub(crate) fn checkpoint_interval(&self) -> Option<std::time::Duration> {
+        let interval = std::time::Duration::from_secs(self.max_checkpoint_interval_sec);
+        (self.max_checkpoint_interval_sec > 0
+            && std::time::Instant::now().checked_add(interval * 2).is_some())
+        .then_some(interval)
+    }
+
     /// Fast-read workers to start (`0` means one per CPU).
     pub(crate) fn reader_threads(&self) -> usize {
         match self.num_reader_threads {

@@ -84,8 +84,14 @@ pub(super) struct Engine<S: StateMachine> {
     /// Handed to learner threads, which report back on `events`.
     pub events_tx: Sender<Event<S::Cookie>>,
     pub callbacks: Sender<Callback<S::Cookie>>,
-    /// Asked `accept_message_from_replica` unless the global flag is configured (`None`).
-    pub accept_callback: Option<Arc<RwLock<S>>>,
+    /// For the callbacks of legacy class None, asked on this thread.
+    pub app: Arc<RwLock<S>>,
+    /// `m_useGlobalAcceptMessagesFlag`: the handle's flag decides instead of
+    /// `accept_message_from_replica`.
+    pub global_accept_flag: bool,
+    /// `m_allowPrimaryPromotionWhileCatchingUp`: ask `can_become_primary` at once rather
+    /// than after every decree queued for execution ran.
+    pub promote_while_catching_up: bool,
     pub published: Arc<Published>,
     pub transport: TcpTransport,
     pub learn: LearnServer,
@@ -192,14 +198,14 @@ impl<S: StateMachine> Engine<S> {
 
     /// A peer's message; Prepares and votes first go through `accept_message_from_replica`.
     fn on_message(&mut self, now: u64, message: Message) -> Result<(), NodeError> {
-        if let Some(app) = &self.accept_callback {
+        if !self.global_accept_flag {
             let cookie = match &message.body {
                 Body::Prepare { primary_cookie, .. } => Some(primary_cookie),
                 Body::Vote(vote) => Some(&vote.primary_cookie),
                 _ => None,
             };
             if let Some(cookie) = cookie {
-                let accept = app.read().accept_message_from_replica(&message.from, cookie);
+                let accept = self.app.read().accept_message_from_replica(&message.from, cookie);
                 self.step(now, Input::AcceptMessages(accept))?;
             }
         }
@@ -334,6 +340,11 @@ impl<S: StateMachine> Engine<S> {
                 self.callback(Callback::Abort { cookie, status })?;
             }
             Action::FetchVotes { from, first } => self.fetch_votes(now, from, first)?,
+            Action::AskCanBecomePrimary if self.promote_while_catching_up => {
+                let answer = self.app.read().can_become_primary().map(Bytes::from);
+                self.step(now, Input::CanBecomePrimary(answer))?;
+            }
+            // Behind the execution queue: asked once every chosen decree has executed.
             Action::AskCanBecomePrimary => self.callback(Callback::CanBecomePrimary)?,
             Action::NotifyStatus { primary } => {
                 self.published.primary.store(primary, Ordering::Release);

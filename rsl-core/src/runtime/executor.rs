@@ -13,7 +13,7 @@ use super::engine::Event;
 use super::readers::FastRead;
 use super::state_machine::{ResponseCode, StateMachine};
 use super::Published;
-use crate::paxos::{Decree, Vote};
+use crate::paxos::{Decree, Rng, Vote};
 use crate::storage::checkpoint::{retain_newest, CheckpointHeader, CheckpointWriter};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{RwLock, RwLockWriteGuard};
@@ -21,7 +21,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Application-facing work, in the order the engine queued it.
 pub(super) enum Callback<C> {
@@ -55,6 +55,11 @@ pub(super) struct Executor<S: StateMachine> {
     pub data_dir: PathBuf,
     pub max_checkpoints: NonZeroUsize,
     pub waiting: Vec<FastRead<S::Cookie>>,
+    /// Time-based checkpoints (`m_maxCheckpointIntervalSec`), taken by secondaries: the
+    /// interval, when the next one is due, and the jitter's randomness.
+    pub checkpoint_interval: Option<Duration>,
+    pub next_checkpoint: Option<Instant>,
+    pub rng: Rng,
 }
 
 impl<S: StateMachine> Executor<S> {
@@ -119,14 +124,27 @@ impl<S: StateMachine> Executor<S> {
 
     /// Executes one chosen decree under the exclusive lock, then saves a checkpoint if the
     /// application asked for one.
-    fn execute(&self, vote: &Vote, cookies: Option<Vec<S::Cookie>>) {
-        let mut app = self.app.write();
+    fn execute(&mut self, vote: &Vote, cookies: Option<Vec<S::Cookie>>) {
+        let app = Arc::clone(&self.app);
+        let mut app = app.write();
         self.published.executed.store(vote.decree.0, Ordering::Release);
-        let save = execute_decree(&mut *app, vote, cookies);
+        let asked = execute_decree(&mut *app, vote, cookies);
         self.published.decrees_executed.fetch_add(1, Ordering::Relaxed);
-        if save && self.published.allow_save_state.load(Ordering::Acquire) {
+        let due = self.next_checkpoint.is_some_and(|t| Instant::now() >= t)
+            && !self.published.primary.load(Ordering::Acquire);
+        if (asked || due) && self.published.allow_save_state.load(Ordering::Acquire) {
             self.save_checkpoint(app, vote.decree);
+            self.schedule_checkpoint(20);
         }
+    }
+
+    /// Schedules the next time-based checkpoint one interval ± `jitter_pct` from now.
+    pub fn schedule_checkpoint(&mut self, jitter_pct: u64) {
+        let Some(interval) = self.checkpoint_interval else { return };
+        let spread = interval.as_micros() as u64 * jitter_pct / 100;
+        let offset = self.rng.below(2 * spread + 1);
+        let delay = (interval + Duration::from_micros(offset)).saturating_sub(Duration::from_micros(spread));
+        self.next_checkpoint = Instant::now().checked_add(delay);
     }
 
     /// Writes `<decree>.codex` under the shared lock. A failure is logged and costs only the

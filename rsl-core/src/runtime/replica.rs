@@ -8,7 +8,7 @@ use super::readers::{self, FastRead};
 use super::restore::restore;
 use super::state_machine::{ResponseCode, StateMachine};
 use super::{journal, panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
-use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record};
+use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record, Rng};
 use crate::storage::FileOptions;
 use crate::transport::learn::{LearnConfig, LearnServer};
 use crate::transport::{TcpTransport, TransportConfig};
@@ -150,7 +150,7 @@ impl<S: StateMachine> Replica<S> {
         let (reads_tx, reads) = unbounded();
         let writer = journal::start(restored.journal, events_tx.clone(), Arc::clone(&published), me)?;
         let readers = readers::start(config.reader_threads(), &app, &reads, &published)?;
-        let executor = Executor {
+        let mut executor = Executor {
             app: Arc::clone(&app),
             callbacks,
             engine: events_tx.clone(),
@@ -159,7 +159,11 @@ impl<S: StateMachine> Replica<S> {
             data_dir,
             max_checkpoints: NonZeroUsize::new(config.max_checkpoints as usize).unwrap_or(NonZeroUsize::MIN),
             waiting: Vec::new(),
+            checkpoint_interval: config.checkpoint_interval(),
+            next_checkpoint: None,
+            rng: Rng::new(seed),
         };
+        executor.schedule_checkpoint(50); // the first interval gets ±50 %
         let executor = spawn(format!("rsl-execute-{me}"), move || executor.run())?;
         let (ready_tx, ready) = bounded(1);
         let engine = Engine::<S> {
@@ -168,7 +172,9 @@ impl<S: StateMachine> Replica<S> {
             events,
             events_tx: events_tx.clone(),
             callbacks: callbacks_tx.clone(),
-            accept_callback: (!config.use_global_accept_messages_flag).then(|| Arc::clone(&app)),
+            app: Arc::clone(&app),
+            global_accept_flag: config.use_global_accept_messages_flag,
+            promote_while_catching_up: config.allow_primary_promotion_while_catching_up,
             published: Arc::clone(&published),
             transport,
             learn,
