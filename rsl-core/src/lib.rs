@@ -8,8 +8,10 @@
 //!   packets, log records and the fingerprint, with no IO.
 //! - [`storage`] is the journal: legacy `.log` files or a memory-mapped (NVM) log, and
 //!   recovery from either.
-//! - [`runtime`] runs one replica as a [`runtime::Node`]: a durable file journal with
-//!   group commit, the Paxos and learn ports over TCP, and an engine thread.
+//! - [`runtime`] runs one replica of an application: [`StateMachine`] is legacy
+//!   `RSLStateMachine`'s callbacks, [`Replica`] its methods; a durable file journal with
+//!   group commit, the Paxos and learn ports over TCP, an engine thread, an execute thread
+//!   and fast-read workers; checkpoints and offline [`runtime::replay`].
 //! - [`transport`] moves protocol messages between replicas: the Paxos-port TCP transport
 //!   with its validation gateway.
 
@@ -19,3 +21,5 @@ pub mod runtime;
 pub mod storage;
 pub mod transport;
 pub mod wire;
+
+pub use runtime::{Replica, ResponseCode, RslConfig, StateMachine};

@@ -17,7 +17,7 @@
 //! Hand-offs per commit on the primary: client → engine, engine → transport (→ peers),
 //! engine → journal writer → engine (in parallel with the peers), peers → engine,
 //! engine → execute thread (which calls the application with the cookie). The threads share
-//! only atomics ([`Published`]) and the application behind the callback lock; every other
+//! only atomics (`Published`) and the application behind the callback lock; every other
 //! exchange is a message on a channel.
 
 mod config;

@@ -1,4 +1,4 @@
-//! Transports move [`crate::paxos::Message`]s between replicas. Today there is one: [`tcp`],
+//! Transports move [`crate::paxos::Message`]s between replicas. Today there is one: `tcp`,
 //! the legacy Paxos port (§4.12), a concrete [`TcpTransport`] rather than a trait, because
 //! a trait with a single implementation would freeze a guessed interface; the runtime and
 //! a second transport (in-process or rdma) will show which methods the trait needs.
