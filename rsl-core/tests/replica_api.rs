@@ -147,14 +147,20 @@ struct Node {
 }
 
 fn start(dir: &Path, members: &MemberSet, id: &str, save_after: Option<u64>) -> Node {
-    start_with(&config(dir), members, id, save_after)
+    start_with(&config(dir), members, id, save_after, Version::V7)
 }
 
-fn start_with(config: &RslConfig, members: &MemberSet, id: &str, save_after: Option<u64>) -> Node {
+fn start_with(
+    config: &RslConfig,
+    members: &MemberSet,
+    id: &str,
+    save_after: Option<u64>,
+    version: Version,
+) -> Node {
     let (heard, rx) = channel();
     let app = Summer { sum: 0, save_after, in_decree: false, heard };
     let id = MemberId::new(id).unwrap();
-    let replica = Replica::initialize(config, members.clone(), &id, Version::V7, app).unwrap();
+    let replica = Replica::initialize(config, members.clone(), &id, version, app).unwrap();
     Node { replica, heard: rx }
 }
 
@@ -393,7 +399,8 @@ fn secondaries_take_time_based_checkpoints() {
     let dir = temp_dir("timed");
     let members = members();
     let config = RslConfig { max_checkpoint_interval_sec: 1, ..config(&dir) };
-    let nodes: Vec<Node> = ["1", "2", "3"].iter().map(|id| start_with(&config, &members, id, None)).collect();
+    let nodes: Vec<Node> =
+        ["1", "2", "3"].iter().map(|id| start_with(&config, &members, id, None, Version::V7)).collect();
     let p = primary(&nodes, None);
     for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != p) {
         let saved = expect(node, "a time-based checkpoint", |h| matches!(h, Heard::Saved(_)));
@@ -403,6 +410,40 @@ fn secondaries_take_time_based_checkpoints() {
         !nodes[p].heard.try_iter().any(|h| matches!(h, Heard::Saved(_))),
         "the primary does not stall for a checkpoint"
     );
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_primary_of_a_higher_version_raises_its_followers() {
+    // Replica 1 speaks version 7, replicas 2 and 3 version 6 (legacy's upgrade: every
+    // binary new, then one replica given the new version).
+    let dir = temp_dir("versions");
+    let members = members();
+    let config = config(&dir);
+    let versions = [Version::V7, Version::V6, Version::V6];
+    let nodes: Vec<Node> = ["1", "2", "3"]
+        .iter()
+        .zip(versions)
+        .map(|(id, version)| start_with(&config, &members, id, None, version))
+        .collect();
+    let first = primary(&nodes, None);
+    if first != 0 {
+        // A version-6 primary is not raised by its version-7 follower's answers.
+        nodes[first].replica.replicate_request(&value(1), 1).unwrap();
+        expect(&nodes[first], "execution", |h| matches!(h, Heard::Executed { .. }));
+        assert_eq!(nodes[first].replica.protocol_version(), Some(Version::V6));
+        nodes[0].replica.attempt_promotion();
+        expect(&nodes[0], "replica 1 leads", |h| *h == Heard::Status(true));
+    }
+    let p = &nodes[0];
+    for v in 1..=20 {
+        p.replica.replicate_request(&value(v), 100 + v).unwrap();
+    }
+    for node in &nodes[1..] {
+        expect(node, "the last request", |h| matches!(h, Heard::Executed { value: 20, .. }));
+        assert_eq!(node.replica.protocol_version(), Some(Version::V7), "raised by the primary's votes");
+    }
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -68,6 +68,9 @@ pub enum Input {
     Relinquish,
     /// Start an election now rather than when the election timer fires.
     AttemptPromotion,
+    /// Decrees in flight from now on: the runtime raises it from 1 when the protocol
+    /// version rises to 7. A smaller window only holds back new proposals.
+    SetWindow(u64),
     /// Replace the base election delay (legacy `ChangeElectionDelay`).
     ChangeElectionDelay { delay_us: u64 },
     /// Stop (legacy Unload): pending requests are aborted with `ShuttingDown`; afterwards

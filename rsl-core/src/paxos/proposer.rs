@@ -222,7 +222,7 @@ impl Replica {
     /// and the relinquish vote stand alone. While decrees are in flight only full batches
     /// go out: a partial batch waits for the pipeline to drain and keeps growing meanwhile,
     /// so pipelining never trades big decrees for many small ones.
-    fn propose_queued(&mut self) {
+    pub(super) fn propose_queued(&mut self) {
         let (max_requests, max_bytes, window) =
             (self.config.batch_requests_max, self.config.batch_bytes_max, self.config.window);
         loop {

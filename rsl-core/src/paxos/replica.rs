@@ -207,6 +207,15 @@ impl Replica {
                 self.shut_down();
                 Ok(())
             }
+            Input::SetWindow(window) => {
+                let config = Config { window, ..self.config.clone() };
+                config.validate().map_err(InvalidInput::BadConfig).map(|()| {
+                    self.config = config;
+                    if matches!(self.role, Role::Primary(_)) {
+                        self.propose_queued();
+                    }
+                })
+            }
             Input::ChangeElectionDelay { delay_us } => {
                 // Legacy does not validate this; we keep the config's range.
                 let config = Config { election_delay_us: delay_us, ..self.config.clone() };

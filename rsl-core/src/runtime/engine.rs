@@ -36,6 +36,7 @@ pub(super) struct View<'a> {
     pub pending: usize,
     /// The core's clock (µs).
     pub now_us: u64,
+    pub version: Version,
 }
 
 pub(super) type Inspect = Box<dyn FnOnce(&View<'_>) + Send>;
@@ -73,7 +74,7 @@ pub(super) enum Event<C> {
 
 enum Incoming<C> {
     Event(Event<C>),
-    Message(Message),
+    Message((Version, Message)),
     Status(StatusRequest),
 }
 
@@ -98,7 +99,11 @@ pub(super) struct Engine<S: StateMachine> {
     pub writer: Writer,
     /// Told once the recovered decrees are replayed (dropped then).
     pub ready: Option<Sender<()>>,
+    /// The version this replica speaks: the configured one, raised when a primary of a
+    /// higher version is followed.
     pub version: Version,
+    /// The window once the version is 7 (`RslConfig::window`).
+    pub pipelined_window: u64,
     /// Records persisted by this batch, with the newest token.
     pub pending: Vec<Record>,
     pub pending_token: Option<Token>,
@@ -144,7 +149,7 @@ impl<S: StateMachine> Engine<S> {
                 match incoming {
                     Incoming::Event(event) => self.on_event(now, event)?,
                     Incoming::Message(_) if self.paused => {}
-                    Incoming::Message(message) => self.on_message(now, message)?,
+                    Incoming::Message((version, message)) => self.on_message(now, version, message)?,
                     Incoming::Status(request) => {
                         let status = self.replica.status(request.decree, request.ballot.clone());
                         request.respond(self.replica.configuration().number, status);
@@ -188,16 +193,23 @@ impl<S: StateMachine> Engine<S> {
                 }
                 self.perform_actions(now)?;
             }
-            Event::Inspect(inspect) => {
-                inspect(&View { core: &self.replica, pending: self.cookies.len(), now_us: now })
-            }
+            Event::Inspect(inspect) => inspect(&View {
+                core: &self.replica,
+                pending: self.cookies.len(),
+                now_us: now,
+                version: self.version,
+            }),
             Event::Pause(paused) => self.paused = paused,
         }
         Ok(())
     }
 
     /// A peer's message; Prepares and votes first go through `accept_message_from_replica`.
-    fn on_message(&mut self, now: u64, message: Message) -> Result<(), NodeError> {
+    fn on_message(&mut self, now: u64, version: Version, message: Message) -> Result<(), NodeError> {
+        let raise = match &message.body {
+            Body::Vote(vote) if version > self.version => Some((vote.decree, vote.ballot.clone())),
+            _ => None,
+        };
         if !self.global_accept_flag {
             let cookie = match &message.body {
                 Body::Prepare { primary_cookie, .. } => Some(primary_cookie),
@@ -209,7 +221,26 @@ impl<S: StateMachine> Engine<S> {
                 self.step(now, Input::AcceptMessages(accept))?;
             }
         }
-        self.step_untrusted(now, Input::Message(message))
+        self.step_untrusted(now, Input::Message(message))?;
+        // Legacy raises its version when it executes a vote of a higher one (§4.11); we
+        // raise it once we accepted such a vote, which only a primary of that version sends.
+        match raise {
+            Some((decree, ballot)) if self.replica.vote(decree).is_some_and(|v| v.ballot == ballot) => {
+                self.raise_version(now, version)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Speaks `version` from now on; at version 7 the configured window applies.
+    fn raise_version(&mut self, now: u64, version: Version) -> Result<(), NodeError> {
+        tracing::info!("protocol version raised from {:?} to {version:?}", self.version);
+        self.version = version;
+        self.transport.set_version(version);
+        if version == Version::V7 {
+            self.step(now, Input::SetWindow(self.pipelined_window))?;
+        }
+        Ok(())
     }
 
     /// Legacy's ShutDown path: pending requests are aborted, then the application hears
@@ -261,13 +292,13 @@ impl<S: StateMachine> Engine<S> {
         let closed = || NodeError::Panicked("an engine input channel closed".to_owned());
         let first = select! {
             recv(self.events) -> e => Some(Incoming::Event(e.map_err(|_| closed())?)),
-            recv(self.transport.events()) -> m => Some(Incoming::Message(m.map_err(|_| closed())?.1)),
+            recv(self.transport.events()) -> m => Some(Incoming::Message(m.map_err(|_| closed())?)),
             recv(self.learn.status_requests()) -> r => Some(Incoming::Status(r.map_err(|_| closed())?)),
             default(wait) => None,
         };
         let mut batch: Vec<_> = first.into_iter().collect();
         batch.extend(self.events.try_iter().map(Incoming::Event));
-        batch.extend(self.transport.events().try_iter().map(|(_, m)| Incoming::Message(m)));
+        batch.extend(self.transport.events().try_iter().map(Incoming::Message));
         batch.extend(self.learn.status_requests().try_iter().map(Incoming::Status));
         Ok(batch)
     }

@@ -181,6 +181,7 @@ impl<S: StateMachine> Replica<S> {
             writer,
             ready: Some(ready_tx),
             version,
+            pipelined_window: config.core(u64::MAX).window,
             pending: Vec::new(),
             pending_token: None,
             cookies: HashMap::new(),
@@ -306,6 +307,11 @@ impl<S: StateMachine> Replica<S> {
     /// Legacy `GetCurrentPrimary`: the member whose vote this replica accepted last.
     pub fn current_primary(&self) -> Option<MemberId> {
         self.inspect(|v| v.core.current_primary().cloned()).flatten()
+    }
+
+    /// The protocol version this replica speaks (configured, or raised by a primary's).
+    pub fn protocol_version(&self) -> Option<Version> {
+        self.inspect(|v| v.version)
     }
 
     /// Legacy `IsInStableState`: stable primary or secondary (not electing).

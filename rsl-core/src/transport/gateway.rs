@@ -10,7 +10,7 @@
 use super::member_addr;
 use super::stats::Refusal;
 use crate::paxos::{Body, MemberId, MemberSet, Message};
-use crate::wire::{decode_packet, packet_len, DecodeError, Limits, MessageId, PACKET_HEADER_LEN};
+use crate::wire::{decode_packet, packet_len, DecodeError, Limits, MessageId, Version, PACKET_HEADER_LEN};
 use bytes::{Bytes, BytesMut};
 use std::io::{ErrorKind, Read};
 use std::net::IpAddr;
@@ -83,8 +83,14 @@ impl Gateway {
         &self.limits
     }
 
-    /// The message in `packet`, which arrived on a `side` connection from `source`.
-    pub(super) fn admit(&self, packet: &Bytes, side: Side, source: IpAddr) -> Result<Message, Refused> {
+    /// The message in `packet`, which arrived on a `side` connection from `source`, with
+    /// the version it was sent in.
+    pub(super) fn admit(
+        &self,
+        packet: &Bytes,
+        side: Side,
+        source: IpAddr,
+    ) -> Result<(Version, Message), Refused> {
         let wire = decode_packet(packet, &self.limits).map_err(|e| match e {
             DecodeError::Checksum { .. } => Refused::drop_packet(Refusal::BadChecksum),
             _ => Refused::drop_packet(Refusal::Malformed),
@@ -98,7 +104,8 @@ impl Gateway {
         if side == Side::Client && !accepted_on_client_side(wire.body.id()) {
             return Err(Refused::drop_packet(Refusal::WrongDirection));
         }
-        wire.into_core().ok_or(Refused::drop_packet(Refusal::Unsupported))
+        let version = wire.header.version;
+        wire.into_core().map(|m| (version, m)).ok_or(Refused::drop_packet(Refusal::Unsupported))
     }
 }
 
@@ -212,7 +219,7 @@ mod tests {
     const LOCAL2: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
     const LOCAL9: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
 
-    fn refusal(r: Result<Message, Refused>) -> Refused {
+    fn refusal(r: Result<(Version, Message), Refused>) -> Refused {
         r.expect_err("refused")
     }
 

@@ -17,14 +17,14 @@ use super::outbox::{outbox, Outbox, PushError, Queue};
 use super::stats::{Counters, Refusal, TransportStats};
 use super::{member_addr, SendError, StartError, TransportConfig};
 use crate::paxos::{Member, MemberId, Message};
-use crate::wire::{encode_packet, WireMessage};
+use crate::wire::{encode_packet, Version, WireMessage};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, never, select, Receiver, Sender, TryRecvError};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -44,7 +44,7 @@ pub struct TcpTransport {
     shared: Arc<Shared>,
     /// The client connection of every peer.
     peers: HashMap<MemberId, Outbox>,
-    events: Receiver<(MemberId, Message)>,
+    events: Receiver<(Version, Message)>,
     /// Dropped to stop: every thread's `Shared::stop` then reports disconnection.
     stop: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
@@ -56,7 +56,9 @@ struct Shared {
     me: Member,
     gateway: Gateway,
     counters: Counters,
-    events: Sender<(MemberId, Message)>,
+    events: Sender<(Version, Message)>,
+    /// The version outgoing messages are encoded in (raised at run time, §4.11).
+    version: AtomicU16,
     stop: Receiver<()>,
     /// The newest inbound connection of each peer (its serial and queue), for responses.
     inbound: Mutex<HashMap<MemberId, (u64, Outbox)>>,
@@ -84,6 +86,7 @@ impl TcpTransport {
             inbound: Mutex::new(HashMap::new()),
             sockets: Mutex::new(Some(HashMap::new())),
             next_serial: AtomicU64::new(0),
+            version: AtomicU16::new(config.version.as_u16()),
             config,
         });
         // On an early return `stop_tx` is dropped, which ends the threads already started;
@@ -103,14 +106,24 @@ impl TcpTransport {
         Ok(Self { shared, peers, events, stop: Some(stop_tx), threads, listen_addr })
     }
 
-    /// Messages admitted from peers, with their sender.
-    pub fn events(&self) -> &Receiver<(MemberId, Message)> {
+    /// Messages admitted from peers, with the version each was sent in.
+    pub fn events(&self) -> &Receiver<(Version, Message)> {
         &self.events
+    }
+
+    /// The version outgoing messages are encoded in.
+    pub fn version(&self) -> Version {
+        Version::from_u16(self.shared.version.load(Ordering::Relaxed)).expect("only versions are stored")
+    }
+
+    /// Encodes outgoing messages in `version` from now on (legacy raises it at run time).
+    pub fn set_version(&self, version: Version) {
+        self.shared.version.store(version.as_u16(), Ordering::Relaxed);
     }
 
     /// Encodes `message` once; the packet may then go to several peers.
     pub fn encode(&self, message: &Message) -> Result<Packet, SendError> {
-        let wire = WireMessage::from_core(message, self.shared.config.version).map_err(SendError::Encode)?;
+        let wire = WireMessage::from_core(message, self.version()).map_err(SendError::Encode)?;
         let bytes = Bytes::from(encode_packet(&wire).map_err(SendError::Encode)?);
         Ok(Packet { bytes, response: is_response(&message.body) })
     }
@@ -261,9 +274,9 @@ impl Shared {
     }
 
     /// Hands a message to the runtime; false once stopped.
-    fn deliver(&self, from: MemberId, message: Message) -> bool {
+    fn deliver(&self, version: Version, message: Message) -> bool {
         select! {
-            send(self.events, (from, message)) -> sent => sent.is_ok(),
+            send(self.events, (version, message)) -> sent => sent.is_ok(),
             recv(self.stop) -> _ => false,
         }
     }
@@ -284,8 +297,8 @@ impl Shared {
                     return speakers;
                 }
             };
-            let message = match self.gateway.admit(&packet, side, source) {
-                Ok(message) => message,
+            let (version, message) = match self.gateway.admit(&packet, side, source) {
+                Ok(admitted) => admitted,
                 Err(refused) => {
                     self.counters.refuse(refused.reason);
                     if refused.close {
@@ -299,7 +312,7 @@ impl Shared {
                 inbound.insert(message.from.clone(), (serial, outbox.clone()));
                 speakers.push(message.from.clone());
             }
-            if !self.deliver(message.from.clone(), message) {
+            if !self.deliver(version, message) {
                 return speakers;
             }
         }
