@@ -6,7 +6,7 @@ use rsl_core::runtime::{
     replay, replay_into_checkpoint, Replica, ResponseCode, RslConfig, RslConfigError, StateMachine,
 };
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
-use rsl_core::transport::member_ip;
+use rsl_core::transport::{member_ip, ChannelNetwork};
 use rsl_core::wire::Version;
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
@@ -444,6 +444,44 @@ fn a_primary_of_a_higher_version_raises_its_followers() {
         expect(node, "the last request", |h| matches!(h, Heard::Executed { value: 20, .. }));
         assert_eq!(node.replica.protocol_version(), Some(Version::V7), "raised by the primary's votes");
     }
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_cluster_over_the_in_process_transport_commits_and_fails_over() {
+    let dir = temp_dir("channels");
+    let members = members();
+    let network = ChannelNetwork::default();
+    let start = |id: &str| {
+        let (heard, rx) = channel();
+        let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+        let id = MemberId::new(id).unwrap();
+        let transport = network.join(id.clone(), Version::V7, 1024);
+        let replica = Replica::initialize_with_transport(
+            &config(&dir),
+            members.clone(),
+            &id,
+            Version::V7,
+            app,
+            transport,
+        );
+        Node { replica: replica.unwrap(), heard: rx }
+    };
+    let mut nodes: Vec<Node> = ["1", "2", "3"].iter().map(|id| start(id)).collect();
+    let first = primary(&nodes, None);
+    for v in 1..=50 {
+        nodes[first].replica.replicate_request(&value(v), v).unwrap();
+    }
+    expect(&nodes[first], "the 50th request", |h| *h == Heard::Executed { value: 50, cookie: Some(50) });
+    let gone = nodes.remove(first).replica.unload().unwrap();
+    assert_eq!(gone.sum, 1275);
+    let next = primary(&nodes, None);
+    nodes[next].replica.replicate_request(&value(1000), 1000).unwrap();
+    expect(&nodes[next], "a request after the failover", |h| {
+        *h == Heard::Executed { value: 1000, cookie: Some(1000) }
+    });
+    assert_eq!(nodes[next].replica.read_state(|s| s.sum), 2275);
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

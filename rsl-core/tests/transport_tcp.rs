@@ -9,7 +9,9 @@ use crossbeam_channel::{select, unbounded, Receiver};
 use rsl_core::paxos::{
     Ballot, Body, Decree, Member, MemberId, MemberSet, Message, State, Status, Vote, VoteBody,
 };
-use rsl_core::transport::{member_ip, Refusal, SendError, TcpTransport, TransportConfig, TransportStats};
+use rsl_core::transport::{
+    member_ip, Refusal, SendError, TcpTransport, Transport, TransportConfig, TransportStats,
+};
 use rsl_core::wire::{encode_packet, fingerprint, Limits, Version, WireMessage};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

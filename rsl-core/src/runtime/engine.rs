@@ -18,7 +18,7 @@ use crate::paxos::{
 };
 use crate::storage::checkpoint::{CheckpointConfiguration, CheckpointHeader, DEFAULT_BLOCK_SIZE};
 use crate::transport::learn::{learned_votes, LearnClient, LearnServer, StatusRequest};
-use crate::transport::{member_addr, TcpTransport};
+use crate::transport::{member_addr, Transport};
 use crate::wire::{Version, WireVote};
 use bytes::Bytes;
 use crossbeam_channel::{select, Receiver, Sender};
@@ -94,7 +94,7 @@ pub(super) struct Engine<S: StateMachine> {
     /// than after every decree queued for execution ran.
     pub promote_while_catching_up: bool,
     pub published: Arc<Published>,
-    pub transport: TcpTransport,
+    pub transport: Box<dyn Transport>,
     pub learn: LearnServer,
     pub writer: Writer,
     /// Told once the recovered decrees are replayed (dropped then).

@@ -11,7 +11,7 @@ use super::{journal, panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
 use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record, Rng};
 use crate::storage::FileOptions;
 use crate::transport::learn::{LearnConfig, LearnServer};
-use crate::transport::{TcpTransport, TransportConfig};
+use crate::transport::{TcpTransport, Transport, TransportConfig};
 use crate::wire::{Limits, Version};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Sender};
@@ -79,6 +79,30 @@ impl<S: StateMachine> Replica<S> {
         version: Version,
         app: S,
     ) -> Result<Self, NodeError> {
+        Self::start(config, members, me, version, app, None)
+    }
+
+    /// Like [`Replica::initialize`], over a transport of the caller's (an in-process
+    /// [`crate::transport::ChannelNetwork`], say) instead of the TCP Paxos port.
+    pub fn initialize_with_transport(
+        config: &RslConfig,
+        members: MemberSet,
+        me: &MemberId,
+        version: Version,
+        app: S,
+        transport: impl Transport,
+    ) -> Result<Self, NodeError> {
+        Self::start(config, members, me, version, app, Some(Box::new(transport)))
+    }
+
+    fn start(
+        config: &RslConfig,
+        members: MemberSet,
+        me: &MemberId,
+        version: Version,
+        app: S,
+        transport: Option<Box<dyn Transport>>,
+    ) -> Result<Self, NodeError> {
         config.validate().map_err(NodeError::Config)?;
         let member = members.members().iter().find(|m| m.id == *me).cloned();
         let member = member.ok_or_else(|| NodeError::NotAMember(me.clone()))?;
@@ -124,15 +148,20 @@ impl<S: StateMachine> Replica<S> {
             Limits::from_max_message_size_mb(config.max_message_size_mb.min(u64::from(u32::MAX)) as u32);
         let send_timeout = Duration::from_secs(config.send_timeout_sec);
         let receive_timeout = Duration::from_secs(config.receive_timeout_sec);
-        let transport = TcpTransport::start(TransportConfig {
-            limits,
-            send_timeout,
-            receive_timeout,
-            max_outstanding_per_replica: config.max_outstanding_per_replica as usize,
-            listen_on_all_ips,
-            ..TransportConfig::new(me.clone(), configuration.members, version)
-        })
-        .map_err(NodeError::Transport)?;
+        let transport = match transport {
+            Some(transport) => transport,
+            None => Box::new(
+                TcpTransport::start(TransportConfig {
+                    limits,
+                    send_timeout,
+                    receive_timeout,
+                    max_outstanding_per_replica: config.max_outstanding_per_replica as usize,
+                    listen_on_all_ips,
+                    ..TransportConfig::new(me.clone(), configuration.members, version)
+                })
+                .map_err(NodeError::Transport)?,
+            ),
+        };
         let learn = LearnServer::start(LearnConfig {
             limits,
             send_timeout,

@@ -1,7 +1,6 @@
-//! Transports move [`crate::paxos::Message`]s between replicas. Today there is one: `tcp`,
-//! the legacy Paxos port (§4.12), a concrete [`TcpTransport`] rather than a trait, because
-//! a trait with a single implementation would freeze a guessed interface; the runtime and
-//! a second transport (in-process or rdma) will show which methods the trait needs.
+//! Transports move [`crate::paxos::Message`]s between replicas, behind [`Transport`]:
+//! [`TcpTransport`] is the legacy Paxos port (§4.12); [`ChannelTransport`] connects the
+//! replicas of one process over channels (tests, benchmarks).
 //!
 //! Layout: `tcp` owns sockets and threads; `gateway` turns untrusted stream bytes into
 //! admitted messages (every refusal counted); `outbox` is the bounded per-connection send
@@ -11,6 +10,7 @@
 //! Invariants: nothing a peer sends reaches the runtime without passing the gateway, and
 //! no queue grows without bound.
 
+mod channel;
 mod gateway;
 pub mod learn;
 mod learn_stream;
@@ -18,14 +18,29 @@ mod outbox;
 mod stats;
 mod tcp;
 
+pub use channel::{ChannelNetwork, ChannelTransport};
 pub use stats::{Refusal, TransportStats};
 pub use tcp::{Packet, TcpTransport};
 
-use crate::paxos::{MemberId, MemberSet};
+use crate::paxos::{MemberId, MemberSet, Message};
 use crate::wire::{EncodeError, Limits, Version};
+use crossbeam_channel::Receiver;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
+
+/// What the runtime needs of a transport. Losing a message is allowed (Paxos re-sends);
+/// reordering between two replicas is allowed too.
+pub trait Transport: Send + 'static {
+    /// Messages admitted from peers, each with the version it was sent in.
+    fn events(&self) -> &Receiver<(Version, Message)>;
+    /// Queues `message` for `to` (requests and responses alike); it may still be lost.
+    fn send(&self, to: &MemberId, message: &Message) -> Result<(), SendError>;
+    /// Encodes outgoing messages in `version` from now on (legacy raises it at run time).
+    fn set_version(&self, version: Version);
+    /// Stops delivering and sending; joins the transport's threads.
+    fn stop(&mut self);
+}
 
 /// The settings of one replica's transport (legacy `RSLConfigParam` rows 13, 14, 17, 27 and
 /// `EnableListenOnAllIPs`, plus the reconnect backoff).

@@ -15,7 +15,7 @@
 use super::gateway::{is_response, Gateway, PacketReader, ReadEnd, Side};
 use super::outbox::{outbox, Outbox, PushError, Queue};
 use super::stats::{Counters, Refusal, TransportStats};
-use super::{member_addr, SendError, StartError, TransportConfig};
+use super::{member_addr, SendError, StartError, Transport, TransportConfig};
 use crate::paxos::{Member, MemberId, Message};
 use crate::wire::{encode_packet, Version, WireMessage};
 use bytes::Bytes;
@@ -106,19 +106,9 @@ impl TcpTransport {
         Ok(Self { shared, peers, events, stop: Some(stop_tx), threads, listen_addr })
     }
 
-    /// Messages admitted from peers, with the version each was sent in.
-    pub fn events(&self) -> &Receiver<(Version, Message)> {
-        &self.events
-    }
-
-    /// The version outgoing messages are encoded in.
+    /// The version outgoing messages are encoded in (see [`Transport::set_version`]).
     pub fn version(&self) -> Version {
         Version::from_u16(self.shared.version.load(Ordering::Relaxed)).expect("only versions are stored")
-    }
-
-    /// Encodes outgoing messages in `version` from now on (legacy raises it at run time).
-    pub fn set_version(&self, version: Version) {
-        self.shared.version.store(version.as_u16(), Ordering::Relaxed);
     }
 
     /// Encodes `message` once; the packet may then go to several peers.
@@ -246,6 +236,24 @@ fn configure(stream: &TcpStream, config: &TransportConfig) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(config.receive_timeout))?;
     stream.set_write_timeout(Some(config.send_timeout))
+}
+
+impl Transport for TcpTransport {
+    fn events(&self) -> &Receiver<(Version, Message)> {
+        &self.events
+    }
+
+    fn send(&self, to: &MemberId, message: &Message) -> Result<(), SendError> {
+        TcpTransport::send(self, to, message)
+    }
+
+    fn set_version(&self, version: Version) {
+        self.shared.version.store(version.as_u16(), Ordering::Relaxed);
+    }
+
+    fn stop(&mut self) {
+        TcpTransport::stop(self);
+    }
 }
 
 impl Shared {
