@@ -343,6 +343,11 @@ impl<S: StateMachine> Replica<S> {
         self.inspect(|v| v.version)
     }
 
+    /// Legacy `GetConfiguration`: the configuration number and its member set.
+    pub fn configuration(&self) -> Option<(u32, MemberSet)> {
+        self.inspect(|v| (v.core.configuration().number, v.core.configuration().members.clone()))
+    }
+
     /// Legacy `IsInStableState`: stable primary or secondary (not electing).
     pub fn is_in_stable_state(&self) -> bool {
         use crate::paxos::State;

@@ -1,0 +1,114 @@
+//! `librsl.so`: the C ABI over rsl-core. Every entry point is `rsl_<type>_<verb>`, takes
+//! opaque handles and checked pointers (a null or invalid one is
+//! [`RslResult::RSL_RESULT_INVALID_PARAMETER`], never a crash), and runs inside one panic
+//! boundary, [`guard`]: a panic becomes [`RslResult::RSL_RESULT_PANIC`] and a log line,
+//! never an unwind into C. Callbacks into the host go through a table of C function
+//! pointers with a `void *userdata` ([`replica::RslCallbacks`]); the C++ layer
+//! (`include/rsl.h`) calls its virtuals from `noexcept` trampolines, so no C++ exception
+//! unwinds into Rust either.
+//!
+//! Modules: `types` (the legacy structs, layout-compatible with `rsl.h`), `replica` (the
+//! state machine), `checkpoint` (stream reader/writer and `RSLCheckpointUtility`), `log`
+//! (`RSLInit`'s log routing).
+
+pub mod checkpoint;
+pub mod log;
+pub mod replica;
+pub mod types;
+
+// The cdylib exports the symbols of the crates it references (platform-notes §5.2).
+pub use rsl_core;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Results of the C ABI: legacy `RSLResponseCode` values 0–6, then rsl's own from 1000.
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+pub enum RslResult {
+    RSL_RESULT_SUCCESS = 0,
+    RSL_RESULT_FAST_READ_STALE = 1,
+    RSL_RESULT_NOT_PRIMARY = 2,
+    RSL_RESULT_SHUTTING_DOWN = 3,
+    RSL_RESULT_ALREADY_BOOTSTRAPPED = 4,
+    RSL_RESULT_BOOTSTRAP_FAILED = 5,
+    RSL_RESULT_INVALID_PARAMETER = 6,
+    /// A configuration value is out of range (the log names the field).
+    RSL_RESULT_CONFIG = 1000,
+    /// The replica could not start (data directory, ports, threads; see the log).
+    RSL_RESULT_START = 1001,
+    /// The feature is not built yet (the log says which).
+    RSL_RESULT_NOT_SUPPORTED = 1002,
+    /// librsl panicked; the log has the message.
+    RSL_RESULT_PANIC = 1003,
+    /// The operation failed (the log says why).
+    RSL_RESULT_FAILED = 1004,
+}
+
+impl From<rsl_core::ResponseCode> for RslResult {
+    fn from(code: rsl_core::ResponseCode) -> Self {
+        use rsl_core::ResponseCode as R;
+        match code {
+            R::Success => Self::RSL_RESULT_SUCCESS,
+            R::FastReadStale => Self::RSL_RESULT_FAST_READ_STALE,
+            R::NotPrimary => Self::RSL_RESULT_NOT_PRIMARY,
+            R::ShuttingDown => Self::RSL_RESULT_SHUTTING_DOWN,
+            R::AlreadyBootstrapped => Self::RSL_RESULT_ALREADY_BOOTSTRAPPED,
+            R::BootstrapFailed => Self::RSL_RESULT_BOOTSTRAP_FAILED,
+            R::InvalidParameter => Self::RSL_RESULT_INVALID_PARAMETER,
+        }
+    }
+}
+
+/// The panic boundary of every entry point: runs `f`, or logs its panic and returns
+/// `on_panic`.
+pub(crate) fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!("librsl panicked: {why}");
+        on_panic
+    })
+}
+
+/// Reads a NUL-terminated string the host passed; `None` for null or non-UTF-8.
+///
+/// # Safety
+/// `s` is null or points to a NUL-terminated string that outlives the call.
+pub(crate) unsafe fn c_str<'a>(s: *const libc::c_char) -> Option<&'a str> {
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: non-null and NUL-terminated per the caller's contract.
+    unsafe { std::ffi::CStr::from_ptr(s) }.to_str().ok()
+}
+
+/// Legacy `RSLUtils::CalculateChecksum`: the CRC-64 fingerprint of `len` bytes at `data`
+/// (0 for a null pointer with a non-zero length).
+///
+/// # Safety
+/// `data` points to `len` readable bytes (or `len` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn rsl_checksum(data: *const u8, len: usize) -> u64 {
+    guard(0, || {
+        if data.is_null() && len > 0 {
+            return 0;
+        }
+        let bytes = if len == 0 {
+            &[][..]
+        } else {
+            // SAFETY: `len` readable bytes at non-null `data`, per the contract.
+            unsafe { std::slice::from_raw_parts(data, len) }
+        };
+        rsl_core::wire::fingerprint(bytes)
+    })
+}
+
+/// Legacy `EnableListenOnAllIPs`: replicas started afterwards listen on every address.
+#[no_mangle]
+pub extern "C" fn rsl_enable_listen_on_all_ips() {
+    guard((), rsl_core::runtime::enable_listen_on_all_ips)
+}
