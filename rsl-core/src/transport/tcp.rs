@@ -20,7 +20,7 @@ use crate::paxos::{Member, MemberId, Message};
 use crate::wire::{encode_packet, Version, WireMessage};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, never, select, Receiver, Sender, TryRecvError};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -334,7 +334,7 @@ fn pump(shared: &Shared, queue: &Queue, stream: &TcpStream, closed: &Receiver<()
         select! {
             recv(queue.receiver()) -> packet => match packet {
                 Ok(first) => {
-                    if queue.write_batch(first, &mut &*stream).is_err() {
+                    if queue.write_batch(first, &mut NoSigPipe(stream)).is_err() {
                         return false;
                     }
                 }
@@ -343,6 +343,26 @@ fn pump(shared: &Shared, queue: &Queue, stream: &TcpStream, closed: &Receiver<()
             recv(closed) -> _ => return false,
             recv(shared.stop) -> _ => return true,
         }
+    }
+}
+
+/// Writes to a socket with `MSG_NOSIGNAL`: a peer that closed its end fails the write with
+/// `EPIPE` instead of raising SIGPIPE, which would kill a host process that does not ignore
+/// it (Rust programs do; C++ hosts of librsl often do not). std's `write_vectored` is
+/// `writev`, which has no such flag.
+struct NoSigPipe<'a>(&'a TcpStream);
+
+impl io::Write for NoSigPipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        SockRef::from(self.0).send_with_flags(buf, libc::MSG_NOSIGNAL)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        SockRef::from(self.0).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
