@@ -2,8 +2,7 @@
 //!
 //! - [`paxos`] is the protocol: a pure, deterministic state machine with no IO.
 //! - [`local`] runs several replicas of one cluster inside one process over channels and an
-//!   in-memory journal, for the benchmarks and the demo; it shares [`runtime::App`] with
-//!   the real runtime.
+//!   in-memory journal, with a minimal [`local::App`], for benchmark P1 and `rsl demo`.
 //! - [`wire`] is the legacy RSL wire format (versions 1–6) and rsl's version 7: messages,
 //!   packets, log records and the fingerprint, with no IO.
 //! - [`storage`] is the journal: legacy `.log` files or a memory-mapped (NVM) log, and

@@ -10,11 +10,12 @@
 //! secondary → primary, primary → client. Nothing else is shared between threads except
 //! one atomic "is primary" flag per replica that clients read to find the primary.
 
+use crate::paxos::AbortReason;
 use crate::paxos::{
     chosen_votes, Action, Config, Configuration, Cookie, Decree, Input, MemberId, MemberSet, Message, Record,
     Recovered, Replica, Token, Vote,
 };
-use crate::runtime::execute;
+use crate::runtime::ResponseCode;
 use bytes::Bytes;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +23,49 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use crate::runtime::{App, Completion, NodeReport};
+/// The replicated application: executes requests in decree order.
+pub trait App: Send + 'static {
+    fn execute(&mut self, request: &[u8]);
+    /// A digest of the state, to compare replicas.
+    fn digest(&self) -> u64;
+}
+
+/// What a client hears back about a request it submitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    Executed { cookie: Cookie },
+    Aborted { cookie: Cookie, reason: ResponseCode },
+}
+
+impl From<AbortReason> for ResponseCode {
+    fn from(reason: AbortReason) -> Self {
+        match reason {
+            AbortReason::NotPrimary => Self::NotPrimary,
+            AbortReason::ShuttingDown => Self::ShuttingDown,
+        }
+    }
+}
+
+/// Where a replica's application stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeReport {
+    pub executed: Decree,
+    pub digest: u64,
+}
+
+/// Executes a chosen decree's requests and tells the submitter (`cookies` is `Some` only
+/// on the replica the requests were submitted to). Returns whether they were ours.
+fn execute(app: &mut impl App, vote: &Vote, cookies: Option<Vec<Cookie>>, done: &Sender<Completion>) -> bool {
+    for request in vote.requests() {
+        app.execute(request);
+    }
+    let ours = cookies.is_some();
+    for cookie in cookies.into_iter().flatten() {
+        // A client that stopped listening loses only its own completions.
+        let _ = done.send(Completion::Executed { cookie });
+    }
+    ours
+}
 
 enum Event {
     Message(Message),

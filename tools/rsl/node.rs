@@ -1,32 +1,36 @@
-//! `rsl node`: one replica of a 3-member loopback cluster as a process of its own, with a
-//! durable journal, running a replicated counter. Member N listens on 127.0.0.N, Paxos
-//! port P+10·N, learn port P+10·N+1, journal in D/N. While it is primary it keeps
-//! `--inflight` increments outstanding (like legacy RSLNetTest) and prints once a second
-//! (every `--status-ms`)
+//! `rsl node`: one replica of a loopback cluster as a process of its own, with a durable
+//! journal, running a replicated counter on the public API (`rsl_core::Replica` and a
+//! `StateMachine`). Member N listens on 127.0.0.N, Paxos port P+10·N, learn port P+10·N+1,
+//! journal in D/N. While it is primary it keeps `--inflight` requests outstanding (like
+//! legacy RSLNetTest), each `--request-bytes` long and unique (this incarnation's tag and a
+//! sequence number), and prints every `--status-ms`
 //!
 //! ```text
-//! node N primary=<bool> executed=<decree> digest=<hex> ops=<executed in the last interval>
-//!     p50_us=<latency> p99_us=<latency> ...
+//! node N primary=<bool> executed=<decree> digest=<hex> ops=<acknowledged in the interval>
+//!     p50_us= p99_us= p999_us= acked=<acknowledged by this incarnation>
+//!     requests=<executed> dups=<executed twice> ...
 //! ```
 //!
 //! (one line; the latencies are submit → executed of this node's own requests in the
 //! interval, 0 when there were none).
 //!
 //! Stdin controls it: the line `quiet` stops the load, end of input (or SIGTERM) stops the
-//! node cleanly and prints `node N final executed=<decree> digest=<hex>`.
+//! node cleanly and prints `node N final executed=<decree> digest=<hex> requests= dups=`.
 
 use bytes::Bytes;
-use crossbeam_channel::{unbounded, Receiver};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use rsl_core::paxos::{Config, Member, MemberId, MemberSet};
-use rsl_core::runtime::{App, Completion, Node, NodeConfig};
+use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::transport::member_ip;
 use rsl_core::wire::Version;
+use rsl_core::{Replica, ResponseCode, RslConfig, StateMachine};
+use std::collections::HashSet;
 use std::io::BufRead;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Set by the SIGTERM handler.
 static TERMINATED: AtomicBool = AtomicBool::new(false);
@@ -35,25 +39,62 @@ extern "C" fn on_sigterm(_: libc::c_int) {
     TERMINATED.store(true, Ordering::Relaxed); // an atomic store is async-signal-safe
 }
 
-/// The replicated counter: the sum of the increments, and an FNV-1a hash chained over
-/// every request applied, in order.
+/// A request's identity: the submitting incarnation's tag and its sequence number.
+type RequestId = (u64, u64);
+
+/// The replicated counter: how many requests executed, which ones (to count any executed
+/// twice), and an FNV-1a hash chained over every request applied, in order.
 struct Counter {
-    sum: u64,
+    requests: u64,
+    dups: u64,
+    seen: HashSet<RequestId>,
     digest: u64,
+    /// This replica's own acknowledgements: the slot of each executed request it submitted.
+    acks: Sender<Result<u64, u64>>,
 }
 
-impl App for Counter {
-    fn execute(&mut self, request: &[u8]) {
-        let increment = request.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes);
-        self.sum = self.sum.wrapping_add(increment);
+fn request_id(request: &[u8]) -> Option<RequestId> {
+    let word = |i: usize| request.get(i..i + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    Some((word(0)?, word(8)?))
+}
+
+impl StateMachine for Counter {
+    /// The load slot the request was submitted from.
+    type Cookie = u64;
+
+    /// No checkpoints: the whole journal replays at start.
+    fn load_state(&mut self, reader: Option<&mut CheckpointReader>) -> bool {
+        reader.is_none()
+    }
+
+    fn execute_replicated_request(&mut self, request: &[u8], cookie: Option<u64>, _save_state: &mut bool) {
+        self.requests += 1;
+        if request_id(request).is_some_and(|id| !self.seen.insert(id)) {
+            self.dups += 1;
+        }
         for b in request {
             self.digest = (self.digest ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
+        if let Some(slot) = cookie {
+            let _ = self.acks.send(Ok(slot));
+        }
     }
 
-    fn digest(&self) -> u64 {
-        self.digest ^ self.sum.rotate_left(32)
+    /// `rsl node` issues no fast reads.
+    fn execute_fast_read_request(&self, _request: &[u8], _cookie: u64) {}
+
+    fn abort_request(&self, _status: ResponseCode, slot: u64) {
+        let _ = self.acks.send(Err(slot));
     }
+
+    /// Never asked: no request sets `save_state`.
+    fn save_state(&self, _writer: &mut CheckpointWriter) -> std::io::Result<()> {
+        Err(std::io::Error::other("rsl node keeps no checkpoints"))
+    }
+
+    fn notify_status(&mut self, _is_primary: bool) {}
+
+    fn shut_down(&mut self, _status: ResponseCode) {}
 }
 
 struct Options {
@@ -64,6 +105,8 @@ struct Options {
     election_delay_ms: u64,
     heartbeat_ms: u64,
     inflight: u64,
+    window: u64,
+    request_bytes: usize,
     status_ms: u64,
 }
 
@@ -76,6 +119,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         election_delay_ms: 300,
         heartbeat_ms: 50,
         inflight: 64,
+        window: 64,
+        request_bytes: 128,
         status_ms: 1000,
     };
     let mut args = args.iter();
@@ -90,6 +135,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--election-delay-ms" => o.election_delay_ms = number()?,
             "--heartbeat-ms" => o.heartbeat_ms = number()?,
             "--inflight" => o.inflight = number()?,
+            "--window" => o.window = number()?,
+            "--request-bytes" => o.request_bytes = (number()? as usize).clamp(16, 1 << 20),
             "--status-ms" => o.status_ms = number()?.max(10),
             _ => return Err(format!("unknown option {flag}")),
         }
@@ -106,7 +153,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-fn node_config(o: &Options) -> Result<NodeConfig, String> {
+/// The member set, this member's id and its configuration.
+fn replica_config(o: &Options) -> Result<(MemberSet, MemberId, RslConfig), String> {
     let member = |n: u8| -> Result<Member, String> {
         let id = MemberId::new(&n.to_string()).map_err(|e| e.to_string())?;
         let port = o.base_port + 10 * u16::from(n);
@@ -116,7 +164,8 @@ fn node_config(o: &Options) -> Result<NodeConfig, String> {
     let members = (1..=o.members).map(member).collect::<Result<Vec<_>, _>>()?;
     let members = MemberSet::new(members, Bytes::new()).map_err(|e| e.to_string())?;
     let election_delay_us = o.election_delay_ms * 1000;
-    let config = Config {
+    let core = Config {
+        window: o.window,
         heartbeat_us: o.heartbeat_ms * 1000,
         election_delay_us,
         election_randomize_pct: 30,
@@ -124,14 +173,14 @@ fn node_config(o: &Options) -> Result<NodeConfig, String> {
         new_leader_grace_us: election_delay_us,
         ..Config::default()
     };
-    Ok(NodeConfig {
-        me: MemberId::new(&o.id.to_string()).map_err(|e| e.to_string())?,
-        members,
-        config,
-        version: Version::V7,
-        data_dir: o.dir.join(o.id.to_string()),
+    let config = RslConfig {
+        working_dir: o.dir.clone(),
+        window: o.window,
+        core_override: Some(core),
         seed: u64::from(o.id) * 0x9e37_79b9,
-    })
+        ..RslConfig::default()
+    };
+    Ok((members, MemberId::new(&o.id.to_string()).map_err(|e| e.to_string())?, config))
 }
 
 enum Command {
@@ -155,145 +204,152 @@ fn read_commands() -> Receiver<Command> {
     rx
 }
 
-/// Closed-loop load: `inflight` slots, each with one increment outstanding while we are
-/// primary. A new generation starts at every promotion; older completions are ignored.
+/// Closed-loop load: `inflight` slots, each with one request outstanding while we are
+/// primary. Slots are refilled when their request executes or is aborted.
 struct Load {
-    inflight: u64,
-    /// When each slot's outstanding request was submitted.
-    started: Vec<Instant>,
+    /// This incarnation's tag: its requests never collide with another's.
+    tag: u64,
+    request_bytes: usize,
+    /// When each slot's outstanding request was submitted (`None`: idle).
+    started: Vec<Option<Instant>>,
     /// Latencies (µs) of the requests executed since the last status line.
     latencies_us: Vec<u64>,
-    generation: u64,
     next: u64,
+    acked: u64,
     quiet: bool,
-    running: bool,
 }
 
 impl Load {
-    fn submit(&mut self, node: &Node, slot: u64) {
+    fn submit(&mut self, replica: &Replica<Counter>, slot: u64) {
+        if self.quiet || !replica.is_primary() {
+            return;
+        }
         self.next += 1;
-        self.started[slot as usize] = Instant::now();
-        let mut request = Vec::with_capacity(16);
-        request.extend_from_slice(&1u64.to_le_bytes());
-        request.extend_from_slice(&self.next.to_le_bytes());
-        node.submit(Bytes::from(request), self.generation << 32 | slot);
-    }
-
-    /// Starts a generation when we became primary, ends it when we stopped being it.
-    fn follow(&mut self, node: &Node) {
-        let primary = node.is_primary() && !self.quiet;
-        if primary && !self.running {
-            self.generation += 1;
-            (0..self.inflight).for_each(|slot| self.submit(node, slot));
+        let mut request = vec![0u8; self.request_bytes];
+        request[..8].copy_from_slice(&self.tag.to_le_bytes());
+        request[8..16].copy_from_slice(&self.next.to_le_bytes());
+        if replica.replicate_request(&request, slot).is_ok() {
+            self.started[slot as usize] = Some(Instant::now());
         }
-        self.running = primary;
     }
 
-    /// Returns whether `completion` executed one of this generation's requests.
-    fn complete(&mut self, node: &Node, completion: Completion) -> bool {
-        match completion {
-            Completion::Executed { cookie } if cookie >> 32 == self.generation => {
-                let slot = cookie & 0xffff_ffff;
-                self.latencies_us.push(self.started[slot as usize].elapsed().as_micros() as u64);
-                if self.running {
-                    self.submit(node, slot);
-                }
-                true
+    /// Refills idle slots (after a promotion, or after refusals).
+    fn refill(&mut self, replica: &Replica<Counter>) {
+        for slot in 0..self.started.len() as u64 {
+            if self.started[slot as usize].is_none() {
+                self.submit(replica, slot);
             }
-            // Aborted (no longer primary) or from an older generation: `follow` restarts.
-            _ => false,
         }
     }
 
-    /// The p50 and p99 latencies (µs) since the last call, which starts a new interval.
-    fn take_percentiles(&mut self) -> (u64, u64) {
+    /// Handles one completion; returns whether it acknowledged a request.
+    fn complete(&mut self, replica: &Replica<Counter>, completion: Result<u64, u64>) -> bool {
+        let (Ok(slot) | Err(slot)) = completion;
+        let started = self.started[slot as usize].take();
+        if let (Ok(_), Some(started)) = (completion, started) {
+            self.latencies_us.push(started.elapsed().as_micros() as u64);
+            self.acked += 1;
+        }
+        self.submit(replica, slot);
+        completion.is_ok()
+    }
+
+    /// The p50, p99 and p999 latencies (µs) since the last call, which starts a new interval.
+    fn take_percentiles(&mut self) -> (u64, u64, u64) {
         self.latencies_us.sort_unstable();
         let n = self.latencies_us.len();
         let pct = |p: f64| self.latencies_us.get(((n as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
-        let percentiles = (pct(0.5), pct(0.99));
+        let percentiles = (pct(0.5), pct(0.99), pct(0.999));
         self.latencies_us.clear();
         percentiles
     }
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let options = match parse(args).and_then(|o| Ok((node_config(&o)?, o))) {
+    let options = match parse(args).and_then(|o| Ok((replica_config(&o)?, o))) {
         Ok(parsed) => parsed,
         Err(e) => {
             eprintln!(
                 "rsl node: {e}\nusage: rsl node --id N --members 3 --dir D [--base-port P] \
-                       [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--status-ms 1000]"
+                       [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--window 64] \
+                       [--request-bytes 128] [--status-ms 1000]"
             );
             return ExitCode::from(2);
         }
     };
-    let (config, o) = options;
+    let ((members, me, config), o) = options;
     // SAFETY: installs an async-signal-safe handler (one atomic store) for SIGTERM.
     unsafe { libc::signal(libc::SIGTERM, on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t) };
-    let node = match Node::start(config, Counter { sum: 0, digest: 0xcbf2_9ce4_8422_2325 }) {
-        Ok(node) => node,
+    let (acks, completions) = unbounded();
+    let counter = Counter { requests: 0, dups: 0, seen: HashSet::new(), digest: 0xcbf2_9ce4_8422_2325, acks };
+    let replica = match Replica::initialize(&config, members, &me, Version::V7, counter) {
+        Ok(replica) => replica,
         Err(e) => {
             eprintln!("rsl node {}: cannot start: {e}", o.id);
             return ExitCode::FAILURE;
         }
     };
-    let started = node.progress();
+    let report =
+        |r: &Replica<Counter>| r.read_state(|c| (r.current_sequence_number(), c.digest, c.requests, c.dups));
+    let (executed, digest, ..) = report(&replica);
     println!(
-        "node {} started recovered_records={} executed={} digest={:016x}",
+        "node {} started recovered_records={} executed={executed} digest={digest:016x}",
         o.id,
-        node.recovered_records(),
-        started.executed,
-        started.digest
+        replica.recovered_records(),
     );
     let commands = read_commands();
+    let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let mut load = Load {
-        inflight: o.inflight,
-        started: vec![Instant::now(); o.inflight as usize],
+        tag: (u64::from(o.id) << 56) ^ since_epoch.as_nanos() as u64,
+        request_bytes: o.request_bytes,
+        started: vec![None; o.inflight as usize],
         latencies_us: Vec::new(),
-        generation: 0,
         next: 0,
+        acked: 0,
         quiet: false,
-        running: false,
     };
     let status_every = Duration::from_millis(o.status_ms);
     let mut ops = 0u64;
     let mut next_line = Instant::now() + status_every;
-    while node.is_running() && !TERMINATED.load(Ordering::Relaxed) {
+    while replica.is_running() && !TERMINATED.load(Ordering::Relaxed) {
         match commands.try_recv() {
             Ok(Command::Quiet) => load.quiet = true,
             Ok(Command::Stop) => break,
             Err(_) => {}
         }
-        load.follow(&node);
-        if let Ok(completion) = node.completions().recv_timeout(Duration::from_millis(10)) {
-            let completions =
-                std::iter::once(completion).chain(node.completions().try_iter().collect::<Vec<_>>());
-            ops += completions.filter(|c| load.complete(&node, *c)).count() as u64;
+        load.refill(&replica);
+        if let Ok(completion) = completions.recv_timeout(Duration::from_millis(10)) {
+            for completion in std::iter::once(completion).chain(completions.try_iter().collect::<Vec<_>>()) {
+                ops += u64::from(load.complete(&replica, completion));
+            }
         }
         if Instant::now() >= next_line {
-            let p = node.progress();
-            let (p50, p99) = load.take_percentiles();
+            let (executed, digest, requests, dups) = report(&replica);
+            let (p50, p99, p999) = load.take_percentiles();
             println!(
-                "node {} primary={} executed={} digest={:016x} ops={ops} p50_us={p50} p99_us={p99} \
-                 learned={} refused={}",
+                "node {} primary={} executed={executed} digest={digest:016x} ops={ops} p50_us={p50} \
+                 p99_us={p99} p999_us={p999} acked={} requests={requests} dups={dups} learned={} refused={}",
                 o.id,
-                node.is_primary(),
-                p.executed,
-                p.digest,
-                node.learned_votes(),
-                node.refused_inputs()
+                replica.is_primary(),
+                load.acked,
+                replica.learned_votes(),
+                replica.refused_inputs()
             );
             ops = 0;
             next_line += status_every;
         }
     }
-    match node.stop() {
-        Ok(report) => {
-            println!("node {} final executed={} digest={:016x}", o.id, report.executed, report.digest);
+    let (executed, digest, requests, dups) = report(&replica);
+    match replica.unload() {
+        Ok(_) => {
+            println!(
+                "node {} final executed={executed} digest={digest:016x} requests={requests} dups={dups} acked={}",
+                o.id, load.acked
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("rsl node {}: engine failed: {e}", o.id);
+            eprintln!("rsl node {}: replica failed: {e}", o.id);
             ExitCode::FAILURE
         }
     }

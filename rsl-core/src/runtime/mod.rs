@@ -24,7 +24,6 @@ mod config;
 mod engine;
 mod executor;
 mod journal;
-mod node;
 mod readers;
 mod replay;
 mod replica;
@@ -32,8 +31,6 @@ mod restore;
 mod state_machine;
 
 pub use config::{RslConfig, RslConfigError};
-pub(crate) use node::execute;
-pub use node::{App, Completion, Node, NodeConfig, NodeReport};
 pub use replay::{replay, replay_into_checkpoint};
 pub use replica::{Refused, Replica, ReplicaHealth, Stats};
 pub use state_machine::{ResponseCode, StateMachine};
