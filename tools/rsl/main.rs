@@ -1,17 +1,16 @@
 //! The `rsl` command-line tool.
 //!
-//! `rsl demo` is the main job: a local 3-replica cluster (in one process, channels as the
-//! network, in-memory journals with an emulated 100 µs flush) replicating a key-value
-//! store under 256 closed-loop clients; it prints throughput and latency, kills the
-//! primary, reports how long the failover took, keeps the load going on the new primary,
-//! and checks that the surviving replicas end with identical state digests.
+//! `rsl demo`: a local 3-replica cluster in one process (channels as the network,
+//! in-memory journals with an emulated 100 µs flush) replicating a key-value store under
+//! 256 closed-loop clients; it prints throughput and latency, kills the primary, reports
+//! how long the failover took, and checks that the survivors end with identical digests.
 //!
 //! `rsl node` runs one replica of a loopback cluster as a process (see `node.rs`).
-//! `rsl cluster` does the demo's job on three such processes (see `cluster.rs`): it
-//! starts them, measures, SIGKILLs the primary, restarts it and compares the digests; the
-//! multi-process failover test (tests/node_failover.rs) runs it.
+//! `rsl bench` is the main job on such processes (see `bench.rs`): it starts 3 or 5,
+//! measures, SIGKILLs the primary (as often as asked), restarts it and checks the replicas
+//! agree; the multi-process failover tests (tests/node_failover.rs) run it.
 
-mod cluster;
+mod bench;
 mod node;
 
 use bytes::Bytes;
@@ -50,13 +49,15 @@ fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("demo") => demo(),
         Some("node") => node::run(&std::env::args().skip(2).collect::<Vec<_>>()),
-        Some("cluster") => cluster::run(&std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("bench") => bench::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("version") => {
             println!("rsl {} (commit {})", env!("CARGO_PKG_VERSION"), env!("RSL_BUILD_COMMIT"));
             ExitCode::SUCCESS
         }
         Some(other) => {
-            eprintln!("rsl: unknown command {other:?}\nusage: rsl [demo | cluster [--verbose] | node ... | version]");
+            eprintln!(
+                "rsl: unknown command {other:?}\nusage: rsl [bench [options] | demo | node ... | version]"
+            );
             ExitCode::from(2)
         }
     }

@@ -106,6 +106,7 @@ struct Options {
     heartbeat_ms: u64,
     inflight: u64,
     window: u64,
+    batch: usize,
     request_bytes: usize,
     status_ms: u64,
 }
@@ -120,6 +121,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         heartbeat_ms: 50,
         inflight: 64,
         window: 64,
+        batch: 1024,
         request_bytes: 128,
         status_ms: 1000,
     };
@@ -136,6 +138,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--heartbeat-ms" => o.heartbeat_ms = number()?,
             "--inflight" => o.inflight = number()?,
             "--window" => o.window = number()?,
+            "--batch" => o.batch = number()? as usize,
             "--request-bytes" => o.request_bytes = (number()? as usize).clamp(16, 1 << 20),
             "--status-ms" => o.status_ms = number()?.max(10),
             _ => return Err(format!("unknown option {flag}")),
@@ -166,6 +169,7 @@ fn replica_config(o: &Options) -> Result<(MemberSet, MemberId, RslConfig), Strin
     let election_delay_us = o.election_delay_ms * 1000;
     let core = Config {
         window: o.window,
+        batch_requests_max: o.batch,
         heartbeat_us: o.heartbeat_ms * 1000,
         election_delay_us,
         election_randomize_pct: 30,
@@ -272,7 +276,7 @@ pub fn run(args: &[String]) -> ExitCode {
             eprintln!(
                 "rsl node: {e}\nusage: rsl node --id N --members 3 --dir D [--base-port P] \
                        [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--window 64] \
-                       [--request-bytes 128] [--status-ms 1000]"
+                       [--batch 1024] [--request-bytes 128] [--status-ms 1000]"
             );
             return ExitCode::from(2);
         }

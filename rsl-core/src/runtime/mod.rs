@@ -14,9 +14,11 @@
 //! - `m_numReaderThreads` fast-read workers (`readers`).
 //! - a short-lived learner per `FetchVotes`, streaming a peer's journal.
 //!
-//! Hand-offs per commit on the primary: client → engine, engine → transport (→ peers),
-//! engine → journal writer → engine (in parallel with the peers), peers → engine,
-//! engine → execute thread (which calls the application with the cookie). The threads share
+//! Hand-offs per commit, nine on the critical path: client → engine → transport writer;
+//! on each secondary, reader → engine → journal writer → engine → transport writer; on the
+//! primary, reader → engine → execute thread (which calls the application with the
+//! cookie) → the client waiting on it. The primary's own engine → journal writer → engine
+//! runs in parallel with the secondaries. The threads share
 //! only atomics (`Published`) and the application behind the callback lock; every other
 //! exchange is a message on a channel.
 

@@ -132,7 +132,9 @@ impl<S: StateMachine> Replica<S> {
             // The checkpoint's promise outlives the logs it covers (they may be deleted).
             recovered.records.insert(0, Record::Promise(loaded.header.max_ballot.clone()));
         }
-        let window = if version == Version::V7 { config.window } else { 1 };
+        // The window at version 7 (a lower version runs with 1 until it is raised).
+        let pipelined_window = config.core(u64::MAX).window;
+        let window = if version == Version::V7 { pipelined_window } else { 1 };
         let core = crate::paxos::Replica::new(
             me.clone(),
             config.core(window),
@@ -155,7 +157,10 @@ impl<S: StateMachine> Replica<S> {
                     limits,
                     send_timeout,
                     receive_timeout,
-                    max_outstanding_per_replica: config.max_outstanding_per_replica as usize,
+                    // A bound below the window would drop a burst of pipelined votes (legacy's
+                    // 10 was sized for one decree in flight).
+                    max_outstanding_per_replica: (config.max_outstanding_per_replica as usize)
+                        .max(2 * pipelined_window as usize + 8),
                     listen_on_all_ips,
                     ..TransportConfig::new(me.clone(), configuration.members, version)
                 })
@@ -210,7 +215,7 @@ impl<S: StateMachine> Replica<S> {
             writer,
             ready: Some(ready_tx),
             version,
-            pipelined_window: config.core(u64::MAX).window,
+            pipelined_window,
             pending: Vec::new(),
             pending_token: None,
             cookies: HashMap::new(),
