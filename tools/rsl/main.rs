@@ -5,12 +5,14 @@
 //! 256 closed-loop clients; it prints throughput and latency, kills the primary, reports
 //! how long the failover took, and checks that the survivors end with identical digests.
 //!
+//! `rsl inspect` dumps and verifies `.log` and `.codex` files (see `inspect.rs`).
 //! `rsl node` runs one replica of a loopback cluster as a process (see `node.rs`).
 //! `rsl bench` is the main job on such processes (see `bench.rs`): it starts 3 or 5,
 //! measures, SIGKILLs the primary (as often as asked), restarts it and checks the replicas
 //! agree; the multi-process failover tests (tests/node_failover.rs) run it.
 
 mod bench;
+mod inspect;
 mod node;
 
 use bytes::Bytes;
@@ -50,13 +52,14 @@ fn main() -> ExitCode {
         None | Some("demo") => demo(),
         Some("node") => node::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("bench") => bench::run(&std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("inspect") => inspect::run(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("version") => {
             println!("rsl {} (commit {})", env!("CARGO_PKG_VERSION"), env!("RSL_BUILD_COMMIT"));
             ExitCode::SUCCESS
         }
         Some(other) => {
             eprintln!(
-                "rsl: unknown command {other:?}\nusage: rsl [bench [options] | demo | node ... | version]"
+                "rsl: unknown command {other:?}\nusage: rsl [bench [options] | inspect <file-or-dir>... | demo | node ... | version]"
             );
             ExitCode::from(2)
         }
