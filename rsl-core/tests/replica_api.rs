@@ -70,7 +70,7 @@ impl StateMachine for Summer {
 
     fn execute_replicated_request(&mut self, request: &[u8], cookie: Option<u64>, save_state: &mut bool) {
         assert!(self.in_decree, "executed inside Before/After");
-        let value = u64::from_le_bytes(request.try_into().unwrap());
+        let value = u64::from_le_bytes(request[..8].try_into().unwrap());
         self.sum += value;
         *save_state |= self.save_after == Some(value);
         self.heard.send(Heard::Executed { value, cookie }).unwrap();
@@ -482,6 +482,53 @@ fn a_cluster_over_the_in_process_transport_commits_and_fails_over() {
         *h == Heard::Executed { value: 1000, cookie: Some(1000) }
     });
     assert_eq!(nodes[next].replica.read_state(|s| s.sum), 2275);
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn full_logs_make_secondaries_checkpoint_and_covered_logs_go() {
+    let dir = temp_dir("rotation");
+    let members = members();
+    // 1 MiB logs (± 20 %), 2 checkpoints and 1 log kept: 8 MiB of requests rotate often.
+    let config = RslConfig { max_log_len_mb: 1, max_checkpoints: 2, max_logs: 1, ..config(&dir) };
+    let nodes: Vec<Node> =
+        ["1", "2", "3"].iter().map(|id| start_with(&config, &members, id, None, Version::V7)).collect();
+    let p = primary(&nodes, None);
+    let big = vec![1u8; 64 << 10];
+    for v in 1..=128u64 {
+        let mut request = big.clone();
+        request[..8].copy_from_slice(&value(v));
+        nodes[p].replica.replicate_request_exclusive_vote(&request, v, false).unwrap();
+    }
+    let total: u64 = (1..=128).sum();
+    let s = (p + 1) % 3;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while nodes[s].replica.read_state(|a| a.sum) != total {
+        assert!(Instant::now() < deadline, "the secondary did not execute everything");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let saved = nodes[s].heard.try_iter().filter(|h| matches!(h, Heard::Saved(_))).count();
+    assert!(saved >= 2, "a checkpoint per filled log, got {saved}");
+    let files = |ext: &str| {
+        let dir = dir.join(nodes[s].replica.id().as_str());
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().unwrap_or_default() == ext)
+            .count()
+    };
+    assert!(files("codex") <= 2, "m_maxCheckpoints");
+    assert!(files("log") <= 3, "covered logs are removed, {} remain", files("log"));
+    // The secondary restarts from its newest checkpoint and the logs after it.
+    let mut nodes = nodes;
+    let secondary = nodes.remove(s);
+    let id = secondary.replica.id().clone();
+    secondary.replica.unload().unwrap();
+    let restarted = start_with(&config, &members, id.as_str(), None, Version::V7);
+    let loaded = expect(&restarted, "load", |h| matches!(h, Heard::Loaded(_)));
+    assert!(matches!(loaded, Heard::Loaded(Some(_))), "{loaded:?}");
+    assert_eq!(restarted.replica.read_state(|a| a.sum), total);
+    drop(restarted);
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

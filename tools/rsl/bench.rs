@@ -110,6 +110,8 @@ struct Cluster {
     latest: Vec<Line>,
     /// Acknowledgements of processes that were killed, as of their last status line.
     acked_by_killed: u64,
+    /// Primaries lost while being measured, without a kill.
+    unplanned_elections: u32,
     lines_tx: Sender<Arrival>,
     lines: Receiver<Arrival>,
 }
@@ -133,6 +135,7 @@ impl Cluster {
             incarnation: vec![0; n],
             latest: vec![Line::default(); n],
             acked_by_killed: 0,
+            unplanned_elections: 0,
             lines_tx,
             lines,
         })
@@ -221,29 +224,47 @@ impl Cluster {
         }
     }
 
-    /// The next `seconds` of `primary`'s status lines, summarized.
-    fn measure(&mut self, primary: usize, seconds: usize) -> Result<Phase> {
-        let deadline = Instant::now() + WAIT;
-        let mut lines = Vec::new();
-        while lines.len() < seconds * LINES_PER_SECOND {
-            let Some((id, line, _)) = self.next_line(deadline) else {
-                return Err(format!("timed out measuring node {primary}"));
-            };
-            if id == primary {
+    /// The next `seconds` of the serving primary's status lines, summarized. An election
+    /// in the middle (a loaded 2-core box can starve heartbeats) restarts the measurement
+    /// on the new primary, at most three times; the count of such elections is reported.
+    fn measure(&mut self, seconds: usize) -> Result<(usize, Phase)> {
+        for _ in 0..3 {
+            let members = self.members();
+            self.wait_until("a primary under load", |l| {
+                members.clone().any(|i| l[i].primary && l[i].ops > 0)
+            })?;
+            let primary = self.serving_primary(0).ok_or("no primary")?;
+            let deadline = Instant::now() + WAIT;
+            let mut lines = Vec::new();
+            while lines.len() < seconds * LINES_PER_SECOND {
+                let Some((id, line, _)) = self.next_line(deadline) else {
+                    return Err(format!("timed out measuring node {primary}"));
+                };
+                if id != primary {
+                    continue;
+                }
                 if !line.primary {
-                    return Err(format!("node {primary} lost primacy while being measured"));
+                    self.unplanned_elections += 1;
+                    break;
                 }
                 lines.push(line);
             }
+            if lines.len() < seconds * LINES_PER_SECOND {
+                continue;
+            }
+            let per_second = lines.chunks(LINES_PER_SECOND).map(|c| c.iter().map(|l| l.ops).sum()).collect();
+            let busy = || lines.iter().filter(|l| l.ops > 0);
+            return Ok((
+                primary,
+                Phase {
+                    ops_per_second: median(per_second),
+                    p50_us: median(busy().map(|l| l.p50_us).collect()),
+                    p99_us: median(busy().map(|l| l.p99_us).collect()),
+                    p999_us: median(busy().map(|l| l.p999_us).collect()),
+                },
+            ));
         }
-        let per_second = lines.chunks(LINES_PER_SECOND).map(|c| c.iter().map(|l| l.ops).sum()).collect();
-        let busy = || lines.iter().filter(|l| l.ops > 0);
-        Ok(Phase {
-            ops_per_second: median(per_second),
-            p50_us: median(busy().map(|l| l.p50_us).collect()),
-            p99_us: median(busy().map(|l| l.p99_us).collect()),
-            p999_us: median(busy().map(|l| l.p999_us).collect()),
-        })
+        Err("the primary changed three times while being measured".to_owned())
     }
 
     /// A member other than `except` that is primary and made progress in its last interval.
@@ -386,14 +407,18 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
     let members = cluster.members();
     let at = cluster
         .wait_until("a primary under load", |l| members.clone().any(|i| l[i].primary && l[i].ops > 0))?;
-    let mut primary = cluster.serving_primary(0).ok_or("no primary")?;
-    println!("node {primary} primary and serving {} after start", secs(at - t0));
-    let steady = cluster.measure(primary, cluster.options.seconds)?;
+    let first = cluster.serving_primary(0).ok_or("no primary")?;
+    println!("node {first} primary and serving {} after start", secs(at - t0));
+    let (mut primary, steady) = cluster.measure(cluster.options.seconds)?;
     report(&format!("steady state (primary {primary})"), &steady, inflight);
 
     let mut failovers = Vec::new();
     for kill in 1..=kills {
-        let killed = primary;
+        // The current primary (primacy may have moved since the last kill).
+        let members = cluster.members();
+        cluster
+            .wait_until("a primary under load", |l| members.clone().any(|i| l[i].primary && l[i].ops > 0))?;
+        let killed = cluster.serving_primary(0).ok_or("no primary")?;
         let killed_at = cluster.latest[killed].executed;
         let t_kill = Instant::now();
         cluster.kill(killed)?;
@@ -406,6 +431,7 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
         let t_restart = Instant::now();
         cluster.start(killed)?;
         cluster.wait_until("the restarted node's recovery", |l| l[killed].recovered_records.is_some())?;
+        let recovered = cluster.latest[killed].recovered_records.unwrap_or(0);
         // Caught up: its executed reached the primary's latest (at most one interval old).
         let caught_up_at = cluster.wait_until("the restarted node to catch up", |l| {
             !l[killed].last && l[killed].executed > 0 && l[killed].executed >= l[primary].executed
@@ -414,12 +440,12 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
             "kill {kill}: SIGKILLed node {killed} near decree {killed_at}; node {primary} serving {} later; \
              node {killed} restarted, replayed {} records, caught up {} after restart",
             secs(at - t_kill),
-            cluster.latest[killed].recovered_records.unwrap_or(0),
+            recovered,
             secs(caught_up_at - t_restart)
         );
     }
     let after = if kills > 0 {
-        let after = cluster.measure(primary, AFTER_SECONDS)?;
+        let (primary, after) = cluster.measure(AFTER_SECONDS)?;
         report(&format!("after failover (primary {primary})"), &after, inflight);
         Some(after)
     } else {
@@ -473,16 +499,18 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
     let ms = |d: &Duration| d.as_millis();
     let failover_ms: Vec<String> = failovers.iter().map(|d| ms(d).to_string()).collect();
     println!(
-        "failover: median {} ms, max {} ms over {kills} kill(s); {HANDOFFS_PER_COMMIT} thread hand-offs per commit \
-         (counted in the runtime's design, rsl-core/src/runtime/mod.rs)",
+        "failover: median {} ms, max {} ms over {kills} kill(s), {} unplanned election(s) while measuring; \
+         {HANDOFFS_PER_COMMIT} thread hand-offs per commit (counted in the runtime's design, \
+         rsl-core/src/runtime/mod.rs)",
         failovers.get(failovers.len() / 2).map_or(0, ms),
         failovers.last().map_or(0, ms),
+        cluster.unplanned_elections,
     );
     let after = after.as_ref().map_or("null".to_owned(), |a| a.ops_per_second.to_string());
     Ok(format!(
         "{{\"replicas\":{replicas},\"inflight\":{inflight},\"window\":{window},\"batch\":{},\"request_bytes\":{},\
          \"ops_per_s\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"after_failover_ops_per_s\":{after},\
-         \"kills\":{kills},\"failover_ms\":[{}],\"handoffs_per_commit\":{HANDOFFS_PER_COMMIT},\
+         \"kills\":{kills},\"failover_ms\":[{}],\"unplanned_elections\":{},\"handoffs_per_commit\":{HANDOFFS_PER_COMMIT},\
          \"requests\":{},\"acked\":{acked},\"duplicates\":0}}",
         cluster.options.batch,
         cluster.options.request_bytes,
@@ -491,6 +519,7 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
         steady.p99_us,
         steady.p999_us,
         failover_ms.join(","),
+        cluster.unplanned_elections,
         finals[0].requests,
     ))
 }

@@ -57,6 +57,8 @@ pub(super) enum Event<C> {
     JournalFailed(String),
     /// The execute thread executed every decree up to this one.
     Executed(Decree),
+    /// The journal started a new log file.
+    LogRotated,
     CanBecomePrimary(Option<Vec<u8>>),
     /// The execute thread saves a checkpoint of `decree` and needs its header.
     CheckpointHeader {
@@ -183,6 +185,9 @@ impl<S: StateMachine> Engine<S> {
             Event::Persisted(token) => self.step(now, Input::Persisted(token))?,
             Event::JournalFailed(e) => return Err(NodeError::Journal(e)),
             Event::Executed(decree) => self.step(now, Input::Executed(decree))?,
+            // Legacy: secondaries checkpoint when a log fills; the primary does not stall.
+            Event::LogRotated if !self.replica.is_primary() => self.callback(Callback::CheckpointDue)?,
+            Event::LogRotated => {}
             Event::CanBecomePrimary(cookie) => {
                 self.step(now, Input::CanBecomePrimary(cookie.map(Bytes::from)))?
             }

@@ -14,7 +14,8 @@ use super::readers::FastRead;
 use super::state_machine::{ResponseCode, StateMachine};
 use super::Published;
 use crate::paxos::{Decree, Rng, Vote};
-use crate::storage::checkpoint::{retain_newest, CheckpointHeader, CheckpointWriter};
+use crate::storage::checkpoint::{list_checkpoints, retain_newest, CheckpointHeader, CheckpointWriter};
+use crate::storage::remove_covered_logs;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{RwLock, RwLockWriteGuard};
 use std::num::NonZeroUsize;
@@ -41,6 +42,8 @@ pub(super) enum Callback<C> {
     Wait(FastRead<C>),
     /// Told once everything queued before it has run (start-up replay).
     Ready(Sender<()>),
+    /// A log file filled: checkpoint after the next decree.
+    CheckpointDue,
     /// The last callback: abort waiting reads and call `shut_down`.
     ShutDown,
 }
@@ -60,6 +63,10 @@ pub(super) struct Executor<S: StateMachine> {
     pub checkpoint_interval: Option<Duration>,
     pub next_checkpoint: Option<Instant>,
     pub rng: Rng,
+    /// A log file filled since the last checkpoint.
+    pub rotated: bool,
+    /// Logs kept after a checkpoint (`m_maxLogs`).
+    pub max_logs: usize,
 }
 
 impl<S: StateMachine> Executor<S> {
@@ -109,6 +116,7 @@ impl<S: StateMachine> Executor<S> {
             }
             Callback::Wait(read) => self.waiting.push(read),
             Callback::Ready(ready) => drop(ready.send(())),
+            Callback::CheckpointDue => self.rotated = true,
             Callback::ShutDown => {
                 let app = self.app.read();
                 for read in self.waiting.drain(..) {
@@ -130,11 +138,12 @@ impl<S: StateMachine> Executor<S> {
         self.published.executed.store(vote.decree.0, Ordering::Release);
         let asked = execute_decree(&mut *app, vote, cookies);
         self.published.decrees_executed.fetch_add(1, Ordering::Relaxed);
-        let due = self.next_checkpoint.is_some_and(|t| Instant::now() >= t)
+        let due = (self.rotated || self.next_checkpoint.is_some_and(|t| Instant::now() >= t))
             && !self.published.primary.load(Ordering::Acquire);
         if (asked || due) && self.published.allow_save_state.load(Ordering::Acquire) {
             self.save_checkpoint(app, vote.decree);
             self.schedule_checkpoint(20);
+            self.rotated = false;
         }
     }
 
@@ -170,13 +179,32 @@ impl<S: StateMachine> Executor<S> {
         match saved {
             Ok(Some(path)) => {
                 app.state_saved(decree, &path);
-                if let Err(e) = retain_newest(&self.data_dir, self.max_checkpoints) {
-                    tracing::warn!("cannot remove old checkpoints: {e}");
-                }
+                self.clean_up();
             }
             // TrySaveState declined: no automatic checkpoints until allowed again.
             Ok(None) => self.published.allow_save_state.store(false, Ordering::Release),
             Err(e) => tracing::error!("checkpoint {decree} not saved: {e}"),
+        }
+    }
+
+    /// Keeps the newest `m_maxCheckpoints` checkpoints, then deletes the logs the oldest
+    /// of them covers, keeping at least `m_maxLogs`.
+    fn clean_up(&self) {
+        let cleaned = retain_newest(&self.data_dir, self.max_checkpoints)
+            .map_err(|e| e.to_string())
+            .and_then(|_| list_checkpoints(&self.data_dir).map_err(|e| e.to_string()))
+            .and_then(|kept| match kept.last() {
+                Some((oldest, _)) => {
+                    remove_covered_logs(&self.data_dir, oldest.0, self.max_logs).map_err(|e| e.to_string())
+                }
+                None => Ok(Vec::new()),
+            });
+        match cleaned {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!("removed {} covered log files", removed.len())
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot remove old checkpoints or logs: {e}"),
         }
     }
 

@@ -3,7 +3,8 @@
 //! since its last sync, syncs once (group commit: one `fdatasync` however many batches
 //! and records), then reports the newest token as `Persisted`. Tokens are cumulative, so
 //! one completion covers every record before it. After a failure it reports the error
-//! and ends: nothing after the last completion is known durable.
+//! and ends: nothing after the last completion is known durable. It also reports each
+//! switch to a new log file (legacy answers it with a checkpoint).
 
 use super::engine::Event;
 use super::{NodeError, Published};
@@ -47,6 +48,7 @@ fn write_loop<C>(
     engine: &Sender<Event<C>>,
     published: &Published,
 ) {
+    let mut log = journal.current_log();
     while let Ok(first) = queue.recv() {
         let started = Instant::now();
         let mut token = first.token;
@@ -65,6 +67,10 @@ fn write_loop<C>(
         let micros = started.elapsed().as_micros() as u64;
         published.log_write_micros.fetch_add(micros, Ordering::Relaxed);
         published.log_write_max_micros.fetch_max(micros, Ordering::Relaxed);
+        if journal.current_log() != log {
+            log = journal.current_log();
+            let _ = engine.send(Event::LogRotated);
+        }
         let event = match result {
             Ok(()) => Event::Persisted(token),
             Err(e) => Event::JournalFailed(e),

@@ -196,6 +196,8 @@ impl<S: StateMachine> Replica<S> {
             checkpoint_interval: config.checkpoint_interval(),
             next_checkpoint: None,
             rng: Rng::new(seed),
+            rotated: false,
+            max_logs: config.max_logs as usize,
         };
         executor.schedule_checkpoint(50); // the first interval gets ±50 %
         let executor = spawn(format!("rsl-execute-{me}"), move || executor.run())?;

@@ -10,7 +10,7 @@
 //! of the newest file's valid prefix; a torn tail is truncated away first, so that a
 //! shorter record written over it cannot leave stale bytes behind.
 
-use super::log_reader::scan;
+use super::log_reader::{list_logs, scan};
 use super::record::Encoder;
 use super::{AppendError, Health, Journal, RecoverError, Recovery};
 use crate::paxos::{Record, Rng};
@@ -143,6 +143,12 @@ impl Journal for FileJournal {
 }
 
 impl FileJournal {
+    /// The first decree of the log file being appended to (it changes at each rotation,
+    /// which legacy answers with a checkpoint).
+    pub fn current_log(&self) -> u64 {
+        self.first_decree
+    }
+
     fn sync_now(&mut self) -> io::Result<()> {
         if self.unsynced {
             self.write_pending()?;
@@ -189,4 +195,26 @@ fn draw_limit(options: &FileOptions, rng: &mut Rng) -> u64 {
     let max = options.max_log_len_bytes;
     let delta = max / 100 * u64::from(options.log_len_randomize_percent.min(100));
     max - delta + rng.below(2 * delta + 1)
+}
+
+/// Legacy log cleanup after a checkpoint: deletes the oldest `<decree>.log` files whose
+/// every decree is at or below `covered_through` (the oldest checkpoint kept), while more
+/// than `keep` logs (`m_maxLogs`) remain. The newest log is never deleted. Returns the
+/// files deleted.
+pub fn remove_covered_logs(
+    dir: &Path,
+    covered_through: u64,
+    keep: usize,
+) -> Result<Vec<PathBuf>, RecoverError> {
+    let logs = list_logs(dir)?;
+    let mut removed = Vec::new();
+    for (i, window) in logs.windows(2).enumerate() {
+        let next_first = window[1].0;
+        if logs.len() - i <= keep.max(1) || next_first > covered_through.saturating_add(1) {
+            break;
+        }
+        std::fs::remove_file(&window[0].1).map_err(RecoverError::io(&window[0].1))?;
+        removed.push(window[0].1.clone());
+    }
+    Ok(removed)
 }

@@ -22,7 +22,7 @@ mod nvm;
 mod persist;
 mod record;
 
-pub use file::{FileJournal, FileOptions};
+pub use file::{remove_covered_logs, FileJournal, FileOptions};
 /// The `<decree>.log` files of a data directory, in decree order (the learn port serves them).
 pub(crate) use log_reader::list_logs;
 pub use log_reader::read_log_dir;
