@@ -295,13 +295,14 @@ fn a_single_replica_elects_itself_and_executes_alone() {
 
 #[test]
 fn shutdown_returns_every_pending_request_and_leaves_the_replica_inert() {
-    // Legacy Unload: RSLShuttingDown for each pending request, and no NotifyStatus.
+    // Legacy Unload: RSLShuttingDown for each pending request, and no NotifyStatus. The
+    // last passed decree is journaled as its own proof, so a restart replays it.
     let mut r = primary_with(1, 1);
     step(&mut r, T0, replicate("a", 1)); // decree 2, in flight
     step(&mut r, T0, replicate("b", 2)); // waits for the window
     assert_eq!(
         step(&mut r, T0, Input::Shutdown),
-        ["abort cookie 1 ShuttingDown", "abort cookie 2 ShuttingDown"]
+        ["abort cookie 1 ShuttingDown", "abort cookie 2 ShuttingDown", "persist #5 vote 1 <2,2>"]
     );
     assert_eq!(r.state(), State::Inactive);
     assert_eq!(r.next_deadline(), u64::MAX);

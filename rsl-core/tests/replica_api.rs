@@ -26,7 +26,8 @@ enum Heard {
     ShutDown,
 }
 
-/// Sums the u64 requests it executes; checkpoints hold the sum.
+/// Sums the u64 requests it executes; checkpoints hold the sum. What it hears goes to
+/// `heard` while someone listens.
 struct Summer {
     sum: u64,
     /// Ask for a checkpoint after executing this value.
@@ -54,7 +55,7 @@ impl StateMachine for Summer {
             }
         };
         self.sum = loaded.unwrap_or(0);
-        self.heard.send(Heard::Loaded(loaded)).unwrap();
+        let _ = self.heard.send(Heard::Loaded(loaded));
         true
     }
 
@@ -73,15 +74,15 @@ impl StateMachine for Summer {
         let value = u64::from_le_bytes(request[..8].try_into().unwrap());
         self.sum += value;
         *save_state |= self.save_after == Some(value);
-        self.heard.send(Heard::Executed { value, cookie }).unwrap();
+        let _ = self.heard.send(Heard::Executed { value, cookie });
     }
 
     fn execute_fast_read_request(&self, _request: &[u8], cookie: u64) {
-        self.heard.send(Heard::Read { cookie, sum: self.sum }).unwrap();
+        let _ = self.heard.send(Heard::Read { cookie, sum: self.sum });
     }
 
     fn abort_request(&self, status: ResponseCode, cookie: u64) {
-        self.heard.send(Heard::Aborted { status, cookie }).unwrap();
+        let _ = self.heard.send(Heard::Aborted { status, cookie });
     }
 
     fn save_state(&self, writer: &mut CheckpointWriter) -> io::Result<()> {
@@ -90,16 +91,16 @@ impl StateMachine for Summer {
 
     fn state_saved(&self, decree: Decree, path: &Path) {
         assert!(path.ends_with(format!("{}.codex", decree.0)));
-        self.heard.send(Heard::Saved(decree.0)).unwrap();
+        let _ = self.heard.send(Heard::Saved(decree.0));
     }
 
     fn notify_status(&mut self, is_primary: bool) {
-        self.heard.send(Heard::Status(is_primary)).unwrap();
+        let _ = self.heard.send(Heard::Status(is_primary));
     }
 
     fn shut_down(&mut self, status: ResponseCode) {
         assert_eq!(status, ResponseCode::ShuttingDown);
-        self.heard.send(Heard::ShutDown).unwrap();
+        let _ = self.heard.send(Heard::ShutDown);
     }
 }
 
@@ -530,5 +531,59 @@ fn full_logs_make_secondaries_checkpoint_and_covered_logs_go() {
     assert_eq!(restarted.replica.read_state(|a| a.sum), total);
     drop(restarted);
     drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn restart_empties_temp_and_refuses_missing_logs_and_defunct_replicas() {
+    let dir = temp_dir("restart");
+    let one = MemberSet::new(members().members()[..1].to_vec(), Default::default()).unwrap();
+    let node = start(&dir, &one, "1", Some(3));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !node.replica.is_primary() {
+        assert!(Instant::now() < deadline, "a lone replica elects itself");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for v in 1..=5 {
+        node.replica.replicate_request_exclusive_vote(&value(v), v, false).unwrap();
+    }
+    expect(&node, "the checkpoint after value 3", |h| matches!(h, Heard::Saved(_)));
+    expect(&node, "value 5", |h| matches!(h, Heard::Executed { value: 5, .. }));
+    node.replica.unload().unwrap();
+    let data = dir.join("1");
+    let restart = || {
+        let (heard, _) = channel();
+        let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+        Replica::initialize(&config(&dir), one.clone(), &MemberId::new("1").unwrap(), Version::V7, app)
+    };
+
+    // Leftovers of a checkpoint being written go; the state comes back.
+    std::fs::write(data.join("Temp").join("7.codex"), b"half a checkpoint").unwrap();
+    let replica = restart().unwrap();
+    assert_eq!(replica.read_state(|s| s.sum), 15);
+    replica.unload().unwrap();
+    assert_eq!(std::fs::read_dir(data.join("Temp")).unwrap().count(), 0, "Temp/ emptied");
+
+    // The logs must reach back to the checkpoint, or to decree 0 without one.
+    std::fs::rename(data.join("0.log"), data.join("100.log")).unwrap();
+    let err = restart().err().expect("missing logs refused").to_string();
+    assert!(
+        err.contains("missing logs") && err.contains("100.log") || err.contains("starts at 100"),
+        "{err}"
+    );
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "codex") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let err = restart().err().expect("logs not from 0 refused").to_string();
+    assert!(err.contains("oldest log starts at decree 100"), "{err}");
+
+    // A replica removed from its configuration does not come back.
+    std::fs::rename(data.join("100.log"), data.join("0.log")).unwrap();
+    std::fs::write(data.join("defunct.txt"), b"").unwrap();
+    let err = restart().err().expect("defunct refused").to_string();
+    assert!(err.contains("defunct.txt"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -491,6 +491,9 @@ impl Replica {
     fn shut_down(&mut self) {
         if let Role::Primary(primary) = std::mem::replace(&mut self.role, Role::Inactive) {
             primary.abort_all(AbortReason::ShuttingDown, &mut self.gate.ready);
+            // As when stepping down: no proposal will prove our last passes chosen, and a
+            // clean restart should replay every decree it executed.
+            self.journal_recent_proofs();
         }
         self.learning = None;
         self.force_reelection = false;

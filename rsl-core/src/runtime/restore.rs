@@ -1,9 +1,13 @@
-//! Interim restart: the newest checkpoint `load` accepts, then the file journal.
-//! (To be replaced by `storage::restore`, legacy's full §5.5 sequence.)
+//! Restart of a data directory (legacy §5.5, steps 1–3): empty `Temp/`; refuse a defunct
+//! replica; walk the checkpoints newest first, failing at once when the logs do not reach
+//! back to the candidate (legacy's "missing logs"); hand each to `load_state`, falling
+//! back to older ones; with none, start empty only when the logs start at decree 0. Then
+//! the file journal is opened after its last valid record, and its records after the
+//! checkpoint are the core's to replay.
 
 use crate::paxos::Record;
-use crate::storage::checkpoint::{restore_newest, CheckpointHeader, CheckpointReader};
-use crate::storage::{FileJournal, FileOptions, Journal, Recovery};
+use crate::storage::checkpoint::{list_checkpoints, CheckpointHeader, CheckpointReader};
+use crate::storage::{list_logs, FileJournal, FileOptions, Journal, Recovery};
 use std::path::Path;
 
 pub(super) struct LoadedCheckpoint {
@@ -16,22 +20,75 @@ pub(super) struct Restored {
     pub checkpoint: Option<LoadedCheckpoint>,
 }
 
+/// Written by legacy when this replica's configuration was replaced (§4.8).
+const DEFUNCT: &str = "defunct.txt";
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
+}
+
 pub(super) fn restore(
     dir: &Path,
     options: FileOptions,
     mut load: impl FnMut(Option<&mut CheckpointReader>) -> bool,
 ) -> Result<Restored, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let restore = restore_newest(dir, |reader| load(Some(reader))).map_err(|e| e.to_string())?;
-    let (journal, mut recovery) = FileJournal::open(dir, options).map_err(|e| e.to_string())?;
-    let checkpoint = match restore.loaded {
-        Some((decree, header)) => {
-            recovery.recovered.checkpoint = decree;
-            recovery.recovered.records.retain(|r| !matches!(r, Record::Vote(v) if v.decree <= decree));
-            Some(LoadedCheckpoint { header })
+    let temp = dir.join("Temp");
+    std::fs::create_dir_all(&temp).map_err(io(&temp))?;
+    for entry in std::fs::read_dir(&temp).map_err(io(&temp))? {
+        let path = entry.map_err(io(&temp))?.path();
+        std::fs::remove_file(&path).map_err(io(&path))?;
+    }
+    if dir.join(DEFUNCT).exists() {
+        return Err(format!(
+            "{}: this replica was removed from its configuration (replica-set change is not supported yet)",
+            dir.join(DEFUNCT).display()
+        ));
+    }
+    let oldest_log = list_logs(dir).map_err(|e| e.to_string())?.first().map(|(decree, _)| *decree);
+    let mut loaded = None;
+    for (decree, path) in list_checkpoints(dir).map_err(|e| e.to_string())? {
+        if oldest_log.is_some_and(|first| first > decree.0 + 1) {
+            return Err(format!(
+                "missing logs: checkpoint {} needs decree {} but the oldest log starts at {}",
+                path.display(),
+                decree.0 + 1,
+                oldest_log.unwrap_or_default()
+            ));
         }
-        None if load(None) => None,
-        None => return Err("load_state(None) refused to start empty".to_owned()),
-    };
+        match CheckpointReader::open(&path) {
+            Ok(mut reader) if reader.header().last_executed == decree => {
+                let accepted = if reader.header().state_saved { load(Some(&mut reader)) } else { load(None) };
+                if accepted {
+                    loaded = Some((decree, reader.header().clone()));
+                    break;
+                }
+                tracing::warn!("{}: load_state refused it; trying an older checkpoint", path.display());
+            }
+            Ok(_) => tracing::warn!("{}: its header names another decree; skipped", path.display()),
+            Err(e) => tracing::warn!("{e}; trying an older checkpoint"),
+        }
+    }
+    if loaded.is_none() {
+        if let Some(first) = oldest_log.filter(|&first| first > 0) {
+            return Err(format!("no checkpoint loads and the oldest log starts at decree {first}, not 0"));
+        }
+        if !load(None) {
+            return Err("load_state(None) refused to start empty".to_owned());
+        }
+    }
+    let (journal, mut recovery) = FileJournal::open(dir, options).map_err(|e| e.to_string())?;
+    let checkpoint = loaded.map(|(decree, header)| {
+        recovery.recovered.checkpoint = decree;
+        recovery.recovered.records.retain(|r| !matches!(r, Record::Vote(v) if v.decree <= decree));
+        LoadedCheckpoint { header }
+    });
+    if let Some(cut) = &recovery.cut {
+        tracing::warn!(
+            "{}: cut a torn tail of {} bytes at offset {}",
+            cut.path.display(),
+            cut.len,
+            cut.offset
+        );
+    }
     Ok(Restored { journal, recovery, checkpoint })
 }
