@@ -51,7 +51,7 @@ impl FlushInstruction {
     /// Writes back every cache line overlapping `bytes`, then fences, so that these
     /// stores reach the persistence domain before any later store.
     #[cfg(target_arch = "x86_64")]
-    pub(super) fn persist(self, bytes: &[u8]) {
+    pub fn persist(self, bytes: &[u8]) {
         use std::arch::asm;
         let start = bytes.as_ptr() as usize & !(CACHE_LINE - 1);
         let end = bytes.as_ptr() as usize + bytes.len();
@@ -76,5 +76,5 @@ impl FlushInstruction {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    pub(super) fn persist(self, _bytes: &[u8]) {}
+    pub fn persist(self, _bytes: &[u8]) {}
 }
