@@ -321,7 +321,7 @@ impl Sim {
             }
             Event::Exit { node, incarnation } => {
                 if self.nodes[node].replica.is_some() && self.nodes[node].incarnation == incarnation {
-                    self.crash(node);
+                    self.stop(node);
                     self.schedule(self.now + 1_000, Event::Restart { node });
                 }
             }
@@ -361,6 +361,20 @@ impl Sim {
         n.durable.extend(n.pending.drain(..).take(reached).filter(|_| keep).map(|(_, r)| r));
         n.disk_free_at = self.now;
         self.log(node, format_args!("crash ({reached} writes in flight reached the disk)"));
+    }
+
+    /// A clean stop (legacy Unload): the replica shuts down, the journal writes it issued,
+    /// its last ones included, reach the disk, and the process ends.
+    fn stop(&mut self, node: usize) {
+        self.step(node, Input::Shutdown);
+        let n = &mut self.nodes[node];
+        if n.replica.take().is_none() {
+            return;
+        }
+        let keep = !self.params.bugs.lossy_disk;
+        n.durable.extend(n.pending.drain(..).filter(|_| keep).map(|(_, r)| r));
+        n.disk_free_at = self.now;
+        self.log(node, format_args!("clean stop"));
     }
 
     fn step(&mut self, node: usize, input: Input) {
@@ -608,7 +622,12 @@ impl Sim {
             Fault::Cut(links) => self.cut = links,
             Fault::Crash { node, downtime_us } => {
                 if self.nodes[node].replica.is_some() {
-                    self.crash(node);
+                    // A third of them are clean stops (legacy Unload) instead.
+                    if self.rng.below(3) == 0 {
+                        self.stop(node);
+                    } else {
+                        self.crash(node);
+                    }
                     self.schedule(self.now + downtime_us, Event::Restart { node });
                 }
             }
