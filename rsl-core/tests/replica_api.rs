@@ -3,7 +3,8 @@
 
 use rsl_core::paxos::{Config, Decree, Member, MemberId, MemberSet};
 use rsl_core::runtime::{
-    replay, replay_into_checkpoint, Replica, ResponseCode, RslConfig, RslConfigError, StateMachine,
+    replay, replay_into_checkpoint, JournalKind, Replica, ResponseCode, RslConfig, RslConfigError,
+    StateMachine,
 };
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::transport::{member_ip, ChannelNetwork};
@@ -585,5 +586,41 @@ fn restart_empties_temp_and_refuses_missing_logs_and_defunct_replicas() {
     std::fs::write(data.join("defunct.txt"), b"").unwrap();
     let err = restart().err().expect("defunct refused").to_string();
     assert!(err.contains("defunct.txt"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn replicas_on_the_nvm_journal_commit_restart_and_serve_learners() {
+    let dir = temp_dir("nvm");
+    let members = members();
+    let config = RslConfig { journal: JournalKind::Nvm { dax: false }, ..config(&dir) };
+    let mut nodes: Vec<Node> =
+        ["1", "2", "3"].iter().map(|id| start_with(&config, &members, id, None, Version::V7)).collect();
+    let p = primary(&nodes, None);
+    for v in 1..=50 {
+        nodes[p].replica.replicate_request(&value(v), v).unwrap();
+    }
+    expect(&nodes[p], "the 50th", |h| matches!(h, Heard::Executed { value: 50, .. }));
+    // A secondary misses the next 50; restarted from its nvm journal, it learns them
+    // from its peers' nvm journals through the learn port.
+    let s = (p + 1) % 3;
+    let gone = nodes.remove(s);
+    let id = gone.replica.id().clone();
+    gone.replica.unload().unwrap();
+    assert!(dir.join(id.as_str()).join("journal.nvm").exists());
+    let p = primary(&nodes, None);
+    for v in 51..=100 {
+        nodes[p].replica.replicate_request(&value(v), v).unwrap();
+    }
+    expect(&nodes[p], "the 100th", |h| matches!(h, Heard::Executed { value: 100, .. }));
+    let back = start_with(&config, &members, id.as_str(), None, Version::V7);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while back.replica.read_state(|a| a.sum) != 5050 {
+        assert!(Instant::now() < deadline, "the restarted replica did not catch up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(back.replica.learned_votes() > 0, "it learned from its peers");
+    drop(back);
+    drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -55,6 +55,20 @@ pub struct RslConfig {
     pub core_override: Option<Config>,
     /// Seeds election jitter and log-length randomization; 0 draws one at start.
     pub seed: u64,
+    /// Where the journal lives (rsl's addition: legacy has only `.log` files).
+    pub journal: JournalKind,
+}
+
+/// The journal backend of a replica.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JournalKind {
+    /// Legacy `.log` files with `fdatasync` per group commit.
+    #[default]
+    File,
+    /// One memory-mapped file (`journal.nvm`) persisted by cache-line write-back; `dax`
+    /// skips `msync` and is durable only on a DAX (persistent-memory) file system (see
+    /// `storage::NvmOptions::dax`).
+    Nvm { dax: bool },
 }
 
 impl Default for RslConfig {
@@ -96,6 +110,7 @@ impl Default for RslConfig {
             window: 64,
             core_override: None,
             seed: 0,
+            journal: JournalKind::File,
         }
     }
 }

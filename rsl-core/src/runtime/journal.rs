@@ -1,4 +1,4 @@
-//! The journal writer thread: it owns the [`FileJournal`]. The engine hands over each
+//! The journal writer thread: it owns the journal (file or nvm, behind [`Durable`]). The engine hands over each
 //! batch's records with the batch's last token; the writer appends every batch queued
 //! since its last sync, syncs once (group commit: one `fdatasync` however many batches
 //! and records), then reports the newest token as `Persisted`. Tokens are cumulative, so
@@ -9,12 +9,49 @@
 use super::engine::Event;
 use super::{NodeError, Published};
 use crate::paxos::{MemberId, Record, Token};
-use crate::storage::{FileJournal, Journal};
+use crate::storage::{AppendError, FileJournal, Journal, NvmJournal};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+/// What the writer needs of a journal, whichever backend.
+pub(super) trait Durable: Send {
+    fn append(&mut self, record: &Record) -> Result<(), AppendError>;
+    fn sync(&mut self) -> std::io::Result<()>;
+    /// The first decree of the file being appended to; it changes at each new log file.
+    fn current_log(&self) -> u64;
+}
+
+impl Durable for FileJournal {
+    fn append(&mut self, record: &Record) -> Result<(), AppendError> {
+        Journal::append(self, record)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        Journal::sync(self)
+    }
+
+    fn current_log(&self) -> u64 {
+        FileJournal::current_log(self)
+    }
+}
+
+/// One file that never rotates.
+impl Durable for NvmJournal {
+    fn append(&mut self, record: &Record) -> Result<(), AppendError> {
+        Journal::append(self, record)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        Journal::sync(self)
+    }
+
+    fn current_log(&self) -> u64 {
+        0
+    }
+}
 
 /// One engine batch's records, in the order the core issued them.
 pub(super) struct Writes {
@@ -29,7 +66,7 @@ pub(super) struct Writer {
 }
 
 pub(super) fn start<C: Send + 'static>(
-    journal: FileJournal,
+    journal: Box<dyn Durable>,
     engine: Sender<Event<C>>,
     published: Arc<Published>,
     me: &MemberId,
@@ -43,7 +80,7 @@ pub(super) fn start<C: Send + 'static>(
 }
 
 fn write_loop<C>(
-    mut journal: FileJournal,
+    mut journal: Box<dyn Durable>,
     queue: &Receiver<Writes>,
     engine: &Sender<Event<C>>,
     published: &Published,

@@ -32,7 +32,7 @@ mod replica;
 mod restore;
 mod state_machine;
 
-pub use config::{RslConfig, RslConfigError};
+pub use config::{JournalKind, RslConfig, RslConfigError};
 pub use replay::{replay, replay_into_checkpoint};
 pub use replica::{Refused, Replica, ReplicaHealth, Stats};
 pub use state_machine::{ResponseCode, StateMachine};

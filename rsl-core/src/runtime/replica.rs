@@ -1,15 +1,16 @@
 //! [`Replica`]: the application's handle on one replica (legacy `RSLStateMachine`'s
 //! non-virtual methods, spec §1.7).
 
-use super::config::RslConfig;
+use super::config::{JournalKind, RslConfig};
 use super::engine::{Engine, Event, Inspect, View};
 use super::executor::{Callback, Executor};
+use super::journal::{self, Durable};
 use super::readers::{self, FastRead};
 use super::restore::restore;
 use super::state_machine::{ResponseCode, StateMachine};
-use super::{journal, panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
+use super::{panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
 use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record, Rng};
-use crate::storage::FileOptions;
+use crate::storage::{FileJournal, FileOptions, NvmJournal, NvmOptions};
 use crate::transport::learn::{LearnConfig, LearnServer};
 use crate::transport::{TcpTransport, Transport, TransportConfig};
 use crate::wire::{Limits, Version};
@@ -119,12 +120,22 @@ impl<S: StateMachine> Replica<S> {
             ..FileOptions::new(version)
         };
         let mut app = app;
-        let restored =
-            restore(&data_dir, options, |reader| app.load_state(reader)).map_err(NodeError::Restore)?;
+        let load = |reader: Option<&mut _>| app.load_state(reader);
+        let (journal, recovery, loaded): (Box<dyn Durable>, _, _) = match config.journal {
+            JournalKind::File => {
+                let r = restore::<FileJournal>(&data_dir, options, load).map_err(NodeError::Restore)?;
+                (Box::new(r.journal), r.recovery, r.checkpoint)
+            }
+            JournalKind::Nvm { dax } => {
+                let options = NvmOptions { dax, ..NvmOptions::new(version) };
+                let r = restore::<NvmJournal>(&data_dir, options, load).map_err(NodeError::Restore)?;
+                (Box::new(r.journal), r.recovery, r.checkpoint)
+            }
+        };
         let mut configuration = Configuration { number: 1, initial_decree: Decree(0), members };
-        let mut recovered = restored.recovery.recovered;
+        let mut recovered = recovery.recovered;
         let recovered_records = recovered.records.len();
-        if let Some(loaded) = &restored.checkpoint {
+        if let Some(loaded) = &loaded {
             if let Some(c) = &loaded.header.configuration {
                 let members = MemberSet::new(c.members.clone(), c.cookie.clone()).map_err(NodeError::Core)?;
                 configuration = Configuration { number: c.number, initial_decree: c.initial_decree, members };
@@ -182,7 +193,7 @@ impl<S: StateMachine> Replica<S> {
         let (events_tx, events) = unbounded();
         let (callbacks_tx, callbacks) = unbounded();
         let (reads_tx, reads) = unbounded();
-        let writer = journal::start(restored.journal, events_tx.clone(), Arc::clone(&published), me)?;
+        let writer = journal::start(journal, events_tx.clone(), Arc::clone(&published), me)?;
         let readers = readers::start(config.reader_threads(), &app, &reads, &published)?;
         let mut executor = Executor {
             app: Arc::clone(&app),

@@ -2,20 +2,20 @@
 //! replica; walk the checkpoints newest first, failing at once when the logs do not reach
 //! back to the candidate (legacy's "missing logs"); hand each to `load_state`, falling
 //! back to older ones; with none, start empty only when the logs start at decree 0. Then
-//! the file journal is opened after its last valid record, and its records after the
-//! checkpoint are the core's to replay.
+//! the journal (file or nvm) is opened after its last valid record, and its records after
+//! the checkpoint are the core's to replay.
 
 use crate::paxos::Record;
 use crate::storage::checkpoint::{list_checkpoints, CheckpointHeader, CheckpointReader};
-use crate::storage::{list_logs, FileJournal, FileOptions, Journal, Recovery};
+use crate::storage::{list_logs, Journal, Recovery};
 use std::path::Path;
 
 pub(super) struct LoadedCheckpoint {
     pub header: CheckpointHeader,
 }
 
-pub(super) struct Restored {
-    pub journal: FileJournal,
+pub(super) struct Restored<J> {
+    pub journal: J,
     pub recovery: Recovery,
     pub checkpoint: Option<LoadedCheckpoint>,
 }
@@ -27,11 +27,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
     move |e| format!("{}: {e}", path.display())
 }
 
-pub(super) fn restore(
+pub(super) fn restore<J: Journal>(
     dir: &Path,
-    options: FileOptions,
+    options: J::Options,
     mut load: impl FnMut(Option<&mut CheckpointReader>) -> bool,
-) -> Result<Restored, String> {
+) -> Result<Restored<J>, String> {
     let temp = dir.join("Temp");
     std::fs::create_dir_all(&temp).map_err(io(&temp))?;
     for entry in std::fs::read_dir(&temp).map_err(io(&temp))? {
@@ -76,7 +76,7 @@ pub(super) fn restore(
             return Err("load_state(None) refused to start empty".to_owned());
         }
     }
-    let (journal, mut recovery) = FileJournal::open(dir, options).map_err(|e| e.to_string())?;
+    let (journal, mut recovery) = J::open(dir, options).map_err(|e| e.to_string())?;
     let checkpoint = loaded.map(|(decree, header)| {
         recovery.recovered.checkpoint = decree;
         recovery.recovered.records.retain(|r| !matches!(r, Record::Vote(v) if v.decree <= decree));

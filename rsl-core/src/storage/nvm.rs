@@ -176,8 +176,7 @@ impl NvmJournal {
 
     /// The payload of the (valid) record at `at`.
     fn payload(&self, at: usize) -> &[u8] {
-        let len = u32::from_le_bytes(self.map[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-        &self.map[at + RECORD_HEADER..at + RECORD_HEADER + len]
+        payload(&self.map, at)
     }
 
     fn set_commit(&mut self, end: usize) {
@@ -241,13 +240,51 @@ impl NvmJournal {
 
     /// The size of the record at `at` if its header is non-zero and its checksum holds.
     fn valid_record(&self, at: usize) -> Option<usize> {
-        let header = self.map.get(at..at + RECORD_HEADER)?;
-        let stored = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
-        let len = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")) as usize;
-        let total = (RECORD_HEADER + len).next_multiple_of(CACHE_LINE);
-        let bytes = self.map.get(at + 8..at + RECORD_HEADER + len)?;
-        (at + total <= self.map.len() && stored == record_checksum(at, bytes)).then_some(total)
+        valid_record(&self.map, at)
     }
+}
+
+/// The payload of the (valid) record at `at` of a journal image.
+fn payload(map: &[u8], at: usize) -> &[u8] {
+    let len = u32::from_le_bytes(map[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+    &map[at + RECORD_HEADER..at + RECORD_HEADER + len]
+}
+
+/// The size of the record at `at` of a journal image if its header is non-zero and its
+/// checksum holds.
+fn valid_record(map: &[u8], at: usize) -> Option<usize> {
+    let header = map.get(at..at + RECORD_HEADER)?;
+    let stored = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+    let len = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")) as usize;
+    let total = (RECORD_HEADER + len).next_multiple_of(CACHE_LINE);
+    let bytes = map.get(at + 8..at + RECORD_HEADER + len)?;
+    (at + total <= map.len() && stored == record_checksum(at, bytes)).then_some(total)
+}
+
+/// The records of `dir`'s nvm journal below its commit pointer, as a legacy `.log` file
+/// would hold them (each message zero-padded to 512), read without writing anything (the
+/// learn port serves them while the journal appends); `None` when there is no nvm journal.
+pub fn read_legacy_log(dir: &Path) -> io::Result<Option<Vec<u8>>> {
+    let image = match std::fs::read(dir.join(FILE_NAME)) {
+        Ok(image) => image,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let word = |at: usize| image.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    if word(0) != Some(MAGIC) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an nvm journal"));
+    }
+    let commit = word(COMMIT_AT).map_or(0, |c| usize::try_from(c).unwrap_or(usize::MAX));
+    let mut out = Vec::new();
+    let mut at = FIRST_RECORD;
+    while at < commit {
+        let Some(total) = valid_record(&image, at) else { break };
+        let message = payload(&image, at);
+        out.extend_from_slice(message);
+        out.resize(out.len() + record_len(message.len()) - message.len(), 0);
+        at += total;
+    }
+    Ok(Some(out))
 }
 
 fn record_checksum(at: usize, bytes: &[u8]) -> u64 {

@@ -10,7 +10,7 @@
 //! zeros ahead of its records, and they stay in a file after rotation), and any other
 //! failure (a record still being written, damage) ends what it serves.
 
-use crate::storage::list_logs;
+use crate::storage::{list_logs, read_legacy_log};
 use crate::wire::{message_len, record_len, verify_checksum, DecodeError, Limits, MAGIC, RECORD_ALIGN};
 use std::fmt;
 use std::fs::File;
@@ -199,33 +199,50 @@ pub(super) fn send_votes(
     out: &mut impl Write,
     stopped: &dyn Fn() -> bool,
 ) -> io::Result<()> {
+    // A replica with an nvm journal serves its records as one legacy log.
+    if let Some(log) = read_legacy_log(dir)? {
+        let Some(start) = last_record_of(io::Cursor::new(&log), decree, limits)? else { return Ok(()) };
+        return stream(io::Cursor::new(&log[start as usize..]), limits, out, stopped).map(drop);
+    }
     let logs = list_logs(dir).map_err(io::Error::other)?;
     let Some(first) = logs.iter().rposition(|(name, _)| *name <= decree) else { return Ok(()) };
-    let Some(start) = last_record_of(&logs[first].1, decree, limits)? else { return Ok(()) };
+    let opened = BufReader::with_capacity(1 << 16, File::open(&logs[first].1)?);
+    let Some(start) = last_record_of(opened, decree, limits)? else { return Ok(()) };
     for (i, (_, path)) in logs[first..].iter().enumerate() {
         let mut file = File::open(path)?;
         if i == 0 {
             file.seek(SeekFrom::Start(start))?;
         }
-        let mut reader = RecordReader::new(BufReader::with_capacity(1 << 16, file), *limits);
-        loop {
-            if stopped() {
-                return Ok(());
-            }
-            match reader.next_record() {
-                Ok(Some(record)) => out.write_all(&record.bytes)?,
-                Ok(None) | Err(ReadError::Bad(BadRecord::Zeros)) => break,
-                // The valid prefix ends here; a later file would leave a gap.
-                Err(_) => return Ok(()),
-            }
+        if !stream(BufReader::with_capacity(1 << 16, file), limits, out, stopped)? {
+            return Ok(());
         }
     }
     Ok(())
 }
 
-/// The offset of the last vote record for `decree` in `path`, reading headers only.
-fn last_record_of(path: &Path, decree: u64, limits: &Limits) -> io::Result<Option<u64>> {
-    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
+/// Copies `log`'s valid records to `out`; false when they end before the log does (a
+/// later file would leave a gap) or the server stopped.
+fn stream(
+    log: impl Read,
+    limits: &Limits,
+    out: &mut impl Write,
+    stopped: &dyn Fn() -> bool,
+) -> io::Result<bool> {
+    let mut reader = RecordReader::new(log, *limits);
+    loop {
+        if stopped() {
+            return Ok(false);
+        }
+        match reader.next_record() {
+            Ok(Some(record)) => out.write_all(&record.bytes)?,
+            Ok(None) | Err(ReadError::Bad(BadRecord::Zeros)) => return Ok(true),
+            Err(_) => return Ok(false),
+        }
+    }
+}
+
+/// The offset of the last vote record for `decree` in `log`, reading headers only.
+fn last_record_of(mut file: impl Read + Seek, decree: u64, limits: &Limits) -> io::Result<Option<u64>> {
     let mut block = [0u8; RECORD_ALIGN];
     let (mut offset, mut found) = (0u64, None);
     while read_full(&mut file, &mut block)? == RECORD_ALIGN {
