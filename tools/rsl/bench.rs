@@ -92,6 +92,7 @@ struct Options {
     window: u64,
     batch: u64,
     request_bytes: u64,
+    journal: String,
     kills: usize,
     seconds: usize,
     json: bool,
@@ -151,7 +152,7 @@ impl Cluster {
             .args(["--election-delay-ms", &ELECTION_DELAY_MS.to_string()])
             .args(["--heartbeat-ms", &HEARTBEAT_MS.to_string()])
             .args(["--inflight", &o.inflight.to_string(), "--window", &o.window.to_string()])
-            .args(["--batch", &o.batch.to_string()])
+            .args(["--batch", &o.batch.to_string(), "--journal", &o.journal])
             .args(["--request-bytes", &o.request_bytes.to_string(), "--status-ms", &STATUS_MS.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -312,7 +313,7 @@ fn secs(d: Duration) -> String {
 }
 
 const USAGE: &str =
-    "usage: rsl bench [--replicas 3|5] [--inflight 64] [--window 64] [--batch 1024] [--request-bytes 128] \
+    "usage: rsl bench [--replicas 3|5] [--inflight 64] [--window 64] [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] \
                      [--seconds 4] [--kills 1 | --no-kill] [--json] [--verbose]";
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -322,6 +323,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         window: 64,
         batch: 1024,
         request_bytes: 128,
+        journal: "file".to_owned(),
         kills: 1,
         seconds: 4,
         json: false,
@@ -338,6 +340,11 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--inflight" => o.inflight = number()?,
             "--window" => o.window = number()?,
             "--batch" => o.batch = number()?,
+            "--journal" => {
+                let name = args.next().ok_or("--journal needs a value")?;
+                super::node::journal(name)?;
+                o.journal = name.clone();
+            }
             "--request-bytes" => o.request_bytes = number()?,
             "--seconds" => o.seconds = number()? as usize,
             "--kills" => o.kills = number()? as usize,
@@ -393,10 +400,11 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
     let (replicas, inflight, window, kills) =
         (cluster.options.replicas, cluster.options.inflight, cluster.options.window, cluster.options.kills);
     println!(
-        "rsl bench: {replicas} `rsl node` processes on 127.0.0.1-{replicas} (ports {}+), durable journals, \
+        "rsl bench: {replicas} `rsl node` processes on 127.0.0.1-{replicas} (ports {}+), {} journals, \
          {inflight} requests of {} bytes in flight, window {window}, batch {}, election delay {ELECTION_DELAY_MS} ms, \
          {kills} kill(s)",
         cluster.base_port + 10,
+        cluster.options.journal,
         cluster.options.request_bytes,
         cluster.options.batch,
     );
@@ -508,11 +516,12 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
     );
     let after = after.as_ref().map_or("null".to_owned(), |a| a.ops_per_second.to_string());
     Ok(format!(
-        "{{\"replicas\":{replicas},\"inflight\":{inflight},\"window\":{window},\"batch\":{},\"request_bytes\":{},\
+        "{{\"replicas\":{replicas},\"inflight\":{inflight},\"window\":{window},\"batch\":{},\"journal\":\"{}\",\"request_bytes\":{},\
          \"ops_per_s\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"after_failover_ops_per_s\":{after},\
          \"kills\":{kills},\"failover_ms\":[{}],\"unplanned_elections\":{},\"handoffs_per_commit\":{HANDOFFS_PER_COMMIT},\
          \"requests\":{},\"acked\":{acked},\"duplicates\":0}}",
         cluster.options.batch,
+        cluster.options.journal,
         cluster.options.request_bytes,
         steady.ops_per_second,
         steady.p50_us,

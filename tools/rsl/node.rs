@@ -20,6 +20,7 @@
 use bytes::Bytes;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use rsl_core::paxos::{Config, Member, MemberId, MemberSet};
+use rsl_core::runtime::JournalKind;
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::transport::member_ip;
 use rsl_core::wire::Version;
@@ -108,6 +109,7 @@ struct Options {
     window: u64,
     batch: usize,
     request_bytes: usize,
+    journal: JournalKind,
     status_ms: u64,
 }
 
@@ -123,6 +125,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         window: 64,
         batch: 1024,
         request_bytes: 128,
+        journal: JournalKind::File,
         status_ms: 1000,
     };
     let mut args = args.iter();
@@ -139,6 +142,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--inflight" => o.inflight = number()?,
             "--window" => o.window = number()?,
             "--batch" => o.batch = number()? as usize,
+            "--journal" => o.journal = journal(value)?,
             "--request-bytes" => o.request_bytes = (number()? as usize).clamp(16, 1 << 20),
             "--status-ms" => o.status_ms = number()?.max(10),
             _ => return Err(format!("unknown option {flag}")),
@@ -154,6 +158,16 @@ fn parse(args: &[String]) -> Result<Options, String> {
         return Err("--base-port leaves no room for the members' ports".to_owned());
     }
     Ok(o)
+}
+
+/// `file`, `nvm` or `nvm-dax` (persistent memory emulated: msync skipped).
+pub fn journal(name: &str) -> Result<JournalKind, String> {
+    match name {
+        "file" => Ok(JournalKind::File),
+        "nvm" => Ok(JournalKind::Nvm { dax: false }),
+        "nvm-dax" => Ok(JournalKind::Nvm { dax: true }),
+        _ => Err(format!("--journal {name}: file, nvm or nvm-dax")),
+    }
 }
 
 /// The member set, this member's id and its configuration.
@@ -182,6 +196,7 @@ fn replica_config(o: &Options) -> Result<(MemberSet, MemberId, RslConfig), Strin
         window: o.window,
         core_override: Some(core),
         seed: u64::from(o.id) * 0x9e37_79b9,
+        journal: o.journal,
         ..RslConfig::default()
     };
     Ok((members, MemberId::new(&o.id.to_string()).map_err(|e| e.to_string())?, config))
@@ -276,7 +291,7 @@ pub fn run(args: &[String]) -> ExitCode {
             eprintln!(
                 "rsl node: {e}\nusage: rsl node --id N --members 3 --dir D [--base-port P] \
                        [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--window 64] \
-                       [--batch 1024] [--request-bytes 128] [--status-ms 1000]"
+                       [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--status-ms 1000]"
             );
             return ExitCode::from(2);
         }
