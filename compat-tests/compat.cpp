@@ -233,12 +233,20 @@ public:
     std::atomic<int> status_false{0}, aborts{0};
     int before = 0, after = 0;
     unsigned long long save_at = 0;
+    // Knobs for the veto and checkpoint-control scenarios.
+    bool may_lead = true, decline_save = false;
+    long long refuse_above = -1;  // LoadState refuses checkpoints holding more than this
+    std::string primary_cookie;
+    std::atomic<int> recovered{0}, try_saves{0}, accept_calls{0};
+    std::mutex seen_mu;
+    std::string seen_cookie;
 
     bool LoadState(RSLCheckpointStreamReader* reader) override {
         if (reader == NULL) return true;
         unsigned long long value = 0;
         unsigned long got = 0;
         if (reader->GetData(&value, sizeof(value), &got) != NO_ERROR || got != sizeof(value)) return false;
+        if (refuse_above >= 0 && static_cast<long long>(value) > refuse_above) return false;
         sum = value;
         loaded = static_cast<long long>(value);
         return true;
@@ -263,6 +271,24 @@ public:
         aborts++;
     }
     void SaveState(RSLCheckpointStreamWriter* writer) override { writer->Write(&sum, sizeof(sum)); }
+    bool TrySaveState(RSLCheckpointStreamWriter* writer) override {
+        try_saves++;
+        if (decline_save) return false;
+        SaveState(writer);
+        return true;
+    }
+    void NotifyPrimaryRecovered() override { recovered++; }
+    bool CanBecomePrimary(RSLPrimaryCookie* cookie) override {
+        if (!may_lead) return false;
+        cookie->Set(const_cast<char*>(primary_cookie.data()), static_cast<unsigned int>(primary_cookie.size()));
+        return true;
+    }
+    bool AcceptMessageFromReplica(RSLNode*, void* data, unsigned int len) override {
+        accept_calls++;
+        std::lock_guard<std::mutex> lock(seen_mu);
+        seen_cookie.assign(static_cast<char*>(data ? data : const_cast<char*>("")), len);
+        return true;
+    }
     void StateSaved(unsigned long long, const char* fileName) override {
         CHECK(fileName != NULL && strstr(fileName, ".codex") != NULL);
         saved++;
@@ -409,6 +435,75 @@ static void test_cluster() {
     CHECK(replayed.Sum() == 1101 && replayed.GetCurrentSequenceNumber() > 0);
 }
 
+// One replica is its own quorum: it leads, recovers, and obeys the checkpoint controls.
+static void test_single_replica_and_checkpoint_control() {
+    std::string dir = temp_dir("single");
+    RSLConfigParam cfg;
+    cfg.m_heartBeatIntervalSec = 1;
+    cfg.m_electionDelaySec = 1;
+    snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s", dir.c_str());
+    RSLNodeCollection members;
+    members.Append(make_node(1));
+    Counter solo;
+    solo.save_at = 5;
+    solo.decline_save = true;
+    CHECK(solo.Initialize(&cfg, members, members[0], RSLProtocolVersion_6, false, spawn));
+    CHECK(wait_for([&] { return solo.primary.load() && solo.recovered > 0; }));
+    unsigned long long five = 5, one = 1;
+    // TrySaveState declines: no checkpoint, and none asked for until AllowSaveState(true).
+    CHECK(solo.ReplicateRequestExclusiveVote(&five, sizeof(five), &five) == RSLSuccess);
+    CHECK(wait_for([&] { return solo.Sum() == 5; }));
+    CHECK(solo.try_saves == 1 && solo.saved == 0);
+    CHECK(solo.ReplicateRequestExclusiveVote(&five, sizeof(five), &five) == RSLSuccess);
+    CHECK(wait_for([&] { return solo.Sum() == 10; }));
+    CHECK(solo.try_saves == 1);
+    solo.AllowSaveState(true);
+    solo.decline_save = false;
+    CHECK(solo.ReplicateRequestExclusiveVote(&five, sizeof(five), &five) == RSLSuccess);
+    CHECK(wait_for([&] { return solo.saved == 1; }));
+    CHECK(solo.ReplicateRequestExclusiveVote(&one, sizeof(one), &one) == RSLSuccess);
+    CHECK(solo.ReplicateRequestExclusiveVote(&five, sizeof(five), &five) == RSLSuccess);
+    CHECK(wait_for([&] { return solo.saved == 2 && solo.Sum() == 21; }));
+    solo.UnloadThisOne();
+    // LoadState refuses the newest checkpoint (sum 21): the older one (sum 15) loads and
+    // the log replays the rest.
+    Counter picky;
+    picky.refuse_above = 20;
+    CHECK(picky.Initialize(&cfg, members, members[0], RSLProtocolVersion_6, false, spawn));
+    CHECK(picky.loaded == 15 && picky.Sum() == 21);
+    picky.UnloadThisOne();
+}
+
+// Only the replica whose CanBecomePrimary allows it leads, and its cookie reaches every
+// AcceptMessageFromReplica.
+static void test_vetoes() {
+    std::string dir = temp_dir("veto");
+    RSLConfigParam cfg;
+    cfg.m_heartBeatIntervalSec = 1;
+    cfg.m_electionDelaySec = 1;
+    cfg.m_newLeaderGracePeriodSec = 1;
+    snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s", dir.c_str());
+    RSLNodeCollection members;
+    for (int i = 1; i <= 3; i++) members.Append(make_node(i));
+    Counter nodes[3];
+    for (int i = 0; i < 3; i++) {
+        nodes[i].may_lead = i == 2;
+        nodes[i].primary_cookie = "lead-3";
+        CHECK(nodes[i].Initialize(&cfg, members, members[i], RSLProtocolVersion_6, false, spawn));
+    }
+    CHECK(wait_for([&] { return nodes[2].primary.load(); }));
+    unsigned long long one = 1;
+    CHECK(nodes[2].ReplicateRequest(&one, sizeof(one), &one) == RSLSuccess);
+    for (int i = 0; i < 3; i++) CHECK(wait_for([&] { return nodes[i].Sum() == 1; }));
+    CHECK(!nodes[0].primary && !nodes[1].primary);
+    for (int i = 0; i < 2; i++) {
+        CHECK(nodes[i].accept_calls > 0);
+        std::lock_guard<std::mutex> lock(nodes[i].seen_mu);
+        CHECK(nodes[i].seen_cookie == "lead-3");
+    }
+    for (int i = 0; i < 3; i++) nodes[i].UnloadThisOne();
+}
+
 int main() {
     CHECK(RSLInit(NULL, true, NULL, on_log));
     test_layout();
@@ -417,6 +512,8 @@ int main() {
     test_checkpoints();
     CHECK(log_entries > 0);  // ChangeReplicaSet's refusal was logged through the callback
     test_cluster();
+    test_single_replica_and_checkpoint_control();
+    test_vetoes();
     if (failures) {
         fprintf(stderr, "compat: %d check(s) failed\n", failures);
         return 1;
