@@ -330,16 +330,21 @@ static RSLNode make_node(int i) {
     return node;
 }
 
-static void test_cluster() {
-    std::string dir = temp_dir("cluster");
+// Legacy's test harness uses 60 s timers; these use the smallest legal ones (seconds).
+static RSLConfigParam fast_config(const std::string& dir, long long election_delay_sec) {
     RSLConfigParam cfg;
     cfg.m_heartBeatIntervalSec = 1;
-    cfg.m_electionDelaySec = 2;
-    cfg.m_maxElectionRandomizeSec = 1;
-    cfg.m_newLeaderGracePeriodSec = 2;
+    cfg.m_electionDelaySec = election_delay_sec;
+    cfg.m_newLeaderGracePeriodSec = election_delay_sec;
+    snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s/", dir.c_str());  // a trailing '/' is stripped
+    return cfg;
+}
+
+static void test_cluster() {
+    std::string dir = temp_dir("cluster");
+    RSLConfigParam cfg = fast_config(dir, 2);
     cfg.m_fastReadSeqThreshold = 5;
     cfg.m_maxCheckpoints = 2;
-    snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s/", dir.c_str());
     RSLNodeCollection members;
     for (int i = 1; i <= 3; i++) members.Append(make_node(i));
 
@@ -438,10 +443,7 @@ static void test_cluster() {
 // One replica is its own quorum: it leads, recovers, and obeys the checkpoint controls.
 static void test_single_replica_and_checkpoint_control() {
     std::string dir = temp_dir("single");
-    RSLConfigParam cfg;
-    cfg.m_heartBeatIntervalSec = 1;
-    cfg.m_electionDelaySec = 1;
-    snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s", dir.c_str());
+    RSLConfigParam cfg = fast_config(dir, 1);
     RSLNodeCollection members;
     members.Append(make_node(1));
     Counter solo;
@@ -478,11 +480,7 @@ static void test_single_replica_and_checkpoint_control() {
 // AcceptMessageFromReplica.
 static void test_vetoes() {
     std::string dir = temp_dir("veto");
-    RSLConfigParam cfg;
-    cfg.m_heartBeatIntervalSec = 1;
-    cfg.m_electionDelaySec = 1;
-    cfg.m_newLeaderGracePeriodSec = 1;
-    snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s", dir.c_str());
+    RSLConfigParam cfg = fast_config(dir, 1);
     RSLNodeCollection members;
     for (int i = 1; i <= 3; i++) members.Append(make_node(i));
     Counter nodes[3];

@@ -133,8 +133,7 @@ impl<S: StateMachine> Executor<S> {
     /// Executes one chosen decree under the exclusive lock, then saves a checkpoint if the
     /// application asked for one.
     fn execute(&mut self, vote: &Vote, cookies: Option<Vec<S::Cookie>>) {
-        let app = Arc::clone(&self.app);
-        let mut app = app.write();
+        let mut app = self.app.write();
         self.published.executed.store(vote.decree.0, Ordering::Release);
         let asked = execute_decree(&mut *app, vote, cookies);
         self.published.decrees_executed.fetch_add(1, Ordering::Relaxed);
