@@ -238,6 +238,7 @@ public:
     long long refuse_above = -1;  // LoadState refuses checkpoints holding more than this
     std::string primary_cookie;
     std::atomic<int> recovered{0}, try_saves{0}, accept_calls{0};
+    std::atomic<bool> veto_messages{false};
     std::mutex seen_mu;
     std::string seen_cookie;
 
@@ -287,7 +288,7 @@ public:
         accept_calls++;
         std::lock_guard<std::mutex> lock(seen_mu);
         seen_cookie.assign(static_cast<char*>(data ? data : const_cast<char*>("")), len);
-        return true;
+        return !veto_messages;
     }
     void StateSaved(unsigned long long, const char* fileName) override {
         CHECK(fileName != NULL && strstr(fileName, ".codex") != NULL);
@@ -405,6 +406,11 @@ static void test_cluster() {
     CHECK(wait_for([&] { return secondary.reads == 1; }));
     CHECK(secondary.FastReadRequest(seen + 100, &one, sizeof(one), &one, 1000) == RSLFastReadStale);
     CHECK(secondary.FastReadRequest(seen + 3, &one, sizeof(one), &one, 0) == RSLFastReadStale);
+    // A read that waits longer than its timeout comes back through AbortRequest as stale.
+    unsigned long long stale_before = secondary.stale;
+    CHECK(secondary.FastReadRequest(secondary.GetCurrentSequenceNumber() + 5, &one, sizeof(one), &one, 50) ==
+          RSLSuccess);
+    CHECK(wait_for([&] { return secondary.stale == stale_before + 1; }));
 
     // Not built: refused, loudly, not faked.
     CHECK(primary.ChangeConfiguration(&config, NULL) == RSLInvalidParameter);
@@ -499,6 +505,15 @@ static void test_vetoes() {
         std::lock_guard<std::mutex> lock(nodes[i].seen_mu);
         CHECK(nodes[i].seen_cookie == "lead-3");
     }
+    // Secondaries that refuse the primary's messages leave it without a quorum: nothing
+    // commits until one accepts again.
+    nodes[0].veto_messages = nodes[1].veto_messages = true;
+    unsigned long long two = 2;
+    CHECK(nodes[2].ReplicateRequest(&two, sizeof(two), &two) == RSLSuccess);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK(nodes[2].Sum() == 1);
+    nodes[1].veto_messages = false;
+    CHECK(wait_for([&] { return nodes[2].Sum() == 3; }));
     for (int i = 0; i < 3; i++) nodes[i].UnloadThisOne();
 }
 
