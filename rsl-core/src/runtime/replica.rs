@@ -507,6 +507,10 @@ impl<S: StateMachine> Replica<S> {
         let threads = self.threads.take().ok_or_else(|| NodeError::Panicked("stopped twice".to_owned()))?;
         let _ = self.events.send(Event::Stop);
         let engine = threads.engine.join().map_err(|p| NodeError::Panicked(panic_message(&p)));
+        // An engine that failed (a journal error, say) sent no ShutDown: the application
+        // hears it now, and the execute thread ends (after a clean stop it has already).
+        self.published.shutting_down.store(true, Ordering::Release);
+        let _ = self.callbacks.send(Callback::ShutDown);
         let executor = threads.executor.join().map_err(|p| NodeError::Panicked(panic_message(&p)));
         self.reads = None;
         for reader in threads.readers {
