@@ -32,11 +32,12 @@ pub struct Recovered {
     pub records: Vec<Record>,
 }
 
-/// Why a request goes back to the application unexecuted (legacy `RSLResponseCode`).
+/// Why a request goes back to the application unexecuted (the runtime maps it to legacy's
+/// `RSLResponseCode`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum AbortReason {
-    NotPrimary = 2,
-    ShuttingDown = 4,
+    NotPrimary,
+    ShuttingDown,
 }
 
 /// One input to [`super::Replica::step`].
