@@ -590,6 +590,57 @@ fn restart_empties_temp_and_refuses_missing_logs_and_defunct_replicas() {
 }
 
 #[test]
+fn a_log_missing_between_others_fails_the_restart_and_loses_nothing() {
+    let dir = temp_dir("log-gap");
+    let one = MemberSet::new(members().members()[..1].to_vec(), Default::default()).unwrap();
+    let config = RslConfig { max_log_len_mb: 1, ..config(&dir) };
+    let node = start_with(&config, &one, "1", None, Version::V7);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !node.replica.is_primary() {
+        assert!(Instant::now() < deadline, "a lone replica elects itself");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut request = vec![0u8; 64 << 10];
+    for v in 1..=60u64 {
+        request[..8].copy_from_slice(&value(v));
+        node.replica.replicate_request_exclusive_vote(&request, v, false).unwrap();
+    }
+    expect(&node, "value 60", |h| matches!(h, Heard::Executed { value: 60, .. }));
+    node.replica.unload().unwrap();
+    let data = dir.join("1");
+    let mut logs: Vec<(u64, PathBuf)> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .map(|p| (p.file_stem().unwrap().to_str().unwrap().parse().unwrap(), p))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 3, "3.75 MiB of requests fill several 1 MiB logs: {logs:?}");
+    let restart = || {
+        let (heard, _) = channel();
+        let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+        Replica::initialize(&config, one.clone(), &MemberId::new("1").unwrap(), Version::V7, app)
+    };
+
+    let (middle, aside) = (&logs[1].1, dir.join("aside.log"));
+    std::fs::rename(middle, &aside).unwrap();
+    let err = restart().err().expect("a hole in the logs is refused").to_string();
+    let next = logs[2].1.file_name().unwrap().to_str().unwrap();
+    assert!(err.contains("missing logs") && err.contains(next), "{err}");
+
+    // Nothing was touched: with the file back, every request is there.
+    std::fs::rename(&aside, middle).unwrap();
+    let replica = restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while replica.read_state(|s| s.sum) != (1..=60).sum::<u64>() {
+        assert!(Instant::now() < deadline, "the restarted replica replays every request");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    replica.unload().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn replicas_on_the_nvm_journal_commit_restart_and_serve_learners() {
     let dir = temp_dir("nvm");
     let members = members();

@@ -245,6 +245,32 @@ fn rotation_starts_a_file_named_after_its_first_decree() {
 }
 
 #[test]
+fn a_file_starts_only_at_the_next_decree_so_a_missing_file_shows_at_its_seam() {
+    let dir = TempDir::new("seams");
+    let opts = FileOptions { max_log_len_bytes: 1024, log_len_randomize_percent: 0, ..options(Version::V6) };
+    {
+        let (mut journal, _) = FileJournal::open(dir.path(), opts.clone()).unwrap();
+        // Pipelined arrival with holes: 1 2 4 3 5 7 6 8 …; a vote after a hole never starts a file.
+        for d in [1, 2, 4, 3, 5, 7, 6, 8, 10, 9, 11, 12, 14, 13, 15, 16] {
+            journal.append(&vote(d, 1, &[b"v"])).unwrap();
+            journal.sync().unwrap();
+        }
+    }
+    let names = log_names(dir.path());
+    assert!(names.len() >= 4, "{names:?}");
+    let seams = read_log_dir(dir.path()).unwrap().seams;
+    assert_eq!(seams.len(), names.len() - 1);
+    for seam in &seams {
+        assert_eq!(seam.highest_before, Some(seam.first_decree - 1), "{seam:?}");
+        assert!(!seam.is_gap());
+    }
+    std::fs::remove_file(dir.path().join(&names[2])).unwrap();
+    let seams = read_log_dir(dir.path()).unwrap().seams;
+    let gap = seams.iter().find(|s| s.is_gap()).expect("the missing file shows");
+    assert_eq!(gap.path.file_name().unwrap().to_str().unwrap(), names[3]);
+}
+
+#[test]
 fn rotation_thresholds_are_randomised_per_file() {
     let dir = TempDir::new("randomised");
     let opts = FileOptions {

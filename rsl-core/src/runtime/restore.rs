@@ -2,8 +2,9 @@
 //! replica; walk the checkpoints newest first, failing at once when the logs do not reach
 //! back to the candidate (legacy's "missing logs"); hand each to `load_state`, falling
 //! back to older ones; with none, start empty only when the logs start at decree 0. Then
-//! the journal (file or nvm) is opened after its last valid record, and its records after
-//! the checkpoint are the core's to replay.
+//! the journal (file or nvm) is opened after its last valid record, a log missing between
+//! the checkpoint and the newest log fails the start (legacy would replay past the hole),
+//! and the records after the checkpoint are the core's to replay.
 
 use crate::paxos::Record;
 use crate::storage::checkpoint::{list_checkpoints, CheckpointHeader, CheckpointReader};
@@ -77,6 +78,15 @@ pub(super) fn restore<J: Journal>(
         }
     }
     let (journal, mut recovery) = J::open(dir, options).map_err(|e| e.to_string())?;
+    let replay_from = loaded.as_ref().map_or(0, |(decree, _)| decree.0 + 1);
+    if let Some(seam) = recovery.seams.iter().find(|s| s.first_decree > replay_from && s.is_gap()) {
+        return Err(format!(
+            "missing logs: {} starts at decree {} but the logs before it end at {}",
+            seam.path.display(),
+            seam.first_decree,
+            seam.highest_before.map_or("no vote".to_owned(), |h| format!("decree {h}"))
+        ));
+    }
     let checkpoint = loaded.map(|(decree, header)| {
         recovery.recovered.checkpoint = decree;
         recovery.recovered.records.retain(|r| !matches!(r, Record::Vote(v) if v.decree <= decree));

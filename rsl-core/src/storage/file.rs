@@ -3,7 +3,7 @@
 //! memory; [`Journal::sync`] writes them with one `pwrite` and makes them durable with one
 //! `fdatasync` (group commit), plus a directory fsync after a file was created.
 //!
-//! Rotation follows legacy: when a vote for a new decree is about to be logged and the
+//! Rotation follows legacy: when a vote for the next decree is about to be logged and the
 //! current file is longer than its threshold (`max_log_len_bytes` ±
 //! `log_len_randomize_percent`%, drawn from a seeded [`Rng`] for each file), the old file
 //! is synced and `<decree>.log` is started. Writing after a restart continues at the end
@@ -60,6 +60,8 @@ pub struct FileJournal {
     file: File,
     /// The decree in the current file's name.
     first_decree: u64,
+    /// The highest vote decree in the journal.
+    highest_vote: Option<u64>,
     /// Bytes of the current file holding records (written, maybe not yet synced).
     written: u64,
     /// Where the zeros written ahead end.
@@ -83,9 +85,9 @@ impl Journal for FileJournal {
         let (recovery, newest) = scan(dir)?;
         let mut encoder = Encoder::new(options.version);
         recovery.recovered.records.iter().for_each(|r| encoder.observe(r));
-        let (path, valid_len, first_decree) = match newest {
-            Some(newest) => (newest.path, newest.valid_len, newest.first_decree),
-            None => (dir.join("0.log"), 0, 0), // a brand-new replica starts with 0.log
+        let (path, valid_len, first_decree, highest_vote) = match newest {
+            Some(newest) => (newest.path, newest.valid_len, newest.first_decree, newest.highest_vote),
+            None => (dir.join("0.log"), 0, 0, None), // a brand-new replica starts with 0.log
         };
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
         let file = file.map_err(RecoverError::io(&path))?;
@@ -102,6 +104,7 @@ impl Journal for FileJournal {
             encoder,
             file,
             first_decree,
+            highest_vote,
             written: valid_len,
             zeroed_to: valid_len,
             pending: Vec::new(),
@@ -118,8 +121,10 @@ impl Journal for FileJournal {
         self.health.check()?;
         let bytes = self.encoder.encode(record).map_err(AppendError::Encode)?;
         if let Record::Vote(vote) = record {
-            let new_decree = self.encoder.last_decree().is_none_or(|d| vote.decree > d);
-            if new_decree
+            // Only on the next decree, so that a missing file shows (see [`super::Seam`]).
+            let next_decree = self.highest_vote.is_some_and(|d| vote.decree.0 == d + 1);
+            self.highest_vote = self.highest_vote.max(Some(vote.decree.0));
+            if next_decree
                 && vote.decree.0 > self.first_decree
                 && self.written + self.pending.len() as u64 > self.limit
             {

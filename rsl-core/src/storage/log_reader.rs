@@ -11,7 +11,8 @@
 //! before it starts the next one (so a tear there is damage in the middle).
 
 use super::record::{decode_message, Decoded};
-use super::{Cut, RecoverError, Recovery};
+use super::{Cut, RecoverError, Recovery, Seam};
+use crate::paxos::Record;
 use crate::wire::{message_len, record_len, DecodeError, Limits, MAGIC, RECORD_ALIGN};
 use bytes::Bytes;
 use std::fs::File;
@@ -23,6 +24,8 @@ pub(super) struct Newest {
     pub first_decree: u64,
     pub path: PathBuf,
     pub valid_len: u64,
+    /// The highest vote decree in any file.
+    pub highest_vote: Option<u64>,
 }
 
 /// Reads every log file of `dir` in decree order (legacy `Replay`: nothing is written).
@@ -35,8 +38,22 @@ pub(super) fn scan(dir: &Path) -> Result<(Recovery, Option<Newest>), RecoverErro
     let limits = Limits::default();
     let mut recovery = Recovery::default();
     let mut newest = None;
+    let mut highest_vote = None;
     for (i, (first_decree, path)) in logs.iter().enumerate() {
+        if i > 0 {
+            recovery.seams.push(Seam {
+                path: path.clone(),
+                first_decree: *first_decree,
+                highest_before: highest_vote,
+            });
+        }
+        let read_from = recovery.recovered.records.len();
         let (valid_len, torn) = read_file(path, &limits, &mut recovery)?;
+        for record in &recovery.recovered.records[read_from..] {
+            if let Record::Vote(vote) = record {
+                highest_vote = highest_vote.max(Some(vote.decree.0));
+            }
+        }
         let is_newest = i + 1 == logs.len();
         if torn && !is_newest {
             return Err(RecoverError::corrupt(
@@ -50,7 +67,8 @@ pub(super) fn scan(dir: &Path) -> Result<(Recovery, Option<Newest>), RecoverErro
             recovery.cut = Some(Cut { path: path.clone(), offset: valid_len, len: file_len - valid_len });
         }
         if is_newest {
-            newest = Some(Newest { first_decree: *first_decree, path: path.clone(), valid_len });
+            newest =
+                Some(Newest { first_decree: *first_decree, path: path.clone(), valid_len, highest_vote });
         }
     }
     Ok((recovery, newest))

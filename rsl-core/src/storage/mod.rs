@@ -61,6 +61,26 @@ pub struct Recovery {
     /// Legacy ReconfigurationDecision records (id 10) read and not returned: the core has
     /// no record for them yet.
     pub reconfiguration_decisions: usize,
+    /// Where each log file after the first follows the ones before it (file journal only).
+    pub seams: Vec<Seam>,
+}
+
+/// Where a log file starts: the decree in its name and the highest vote decree logged in
+/// the files before it. The writer starts `<d>.log` only when the highest vote logged is
+/// `d - 1` (legacy rotates on the next decree too), so among the logs a restart replays,
+/// `highest_before < first_decree - 1` means a log file between them is missing.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Seam {
+    pub path: PathBuf,
+    pub first_decree: u64,
+    pub highest_before: Option<u64>,
+}
+
+impl Seam {
+    /// Whether a log file that belongs before this one is missing.
+    pub fn is_gap(&self) -> bool {
+        self.highest_before.is_none_or(|h| h.saturating_add(1) < self.first_decree)
+    }
 }
 
 /// A torn tail: `len` bytes from `offset` of `path`, dropped.

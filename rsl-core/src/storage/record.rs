@@ -33,11 +33,6 @@ impl Encoder {
         Self { version, last_vote: None }
     }
 
-    /// The decree of the latest vote seen, if any.
-    pub(super) fn last_decree(&self) -> Option<Decree> {
-        self.last_vote.map(|(d, _)| d)
-    }
-
     /// Notes a record that is already in the journal (at recovery, or just appended).
     pub(super) fn observe(&mut self, record: &Record) {
         if let Record::Vote(v) = record {
