@@ -109,7 +109,9 @@ impl Journal for FileJournal {
             zeroed_to: valid_len,
             pending: Vec::new(),
             limit,
-            unsynced: false,
+            // Records a crashed process wrote but never synced may sit in the page cache
+            // only: sync them before the replica relies on them.
+            unsynced: true,
             dir_unsynced: file_len == 0 && valid_len == 0,
             health: Health::default(),
         };

@@ -18,6 +18,7 @@
 pub mod checkpoint;
 mod file;
 mod log_reader;
+mod medium;
 mod nvm;
 mod persist;
 mod record;
@@ -26,6 +27,7 @@ pub use file::{remove_covered_logs, FileJournal, FileOptions};
 /// The `<decree>.log` files of a data directory, in decree order (the learn port serves them).
 pub(crate) use log_reader::list_logs;
 pub use log_reader::read_log_dir;
+pub use medium::{Mapping, Medium};
 pub use nvm::{read_legacy_log, NvmJournal, NvmOptions};
 pub use persist::FlushInstruction;
 

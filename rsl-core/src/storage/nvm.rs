@@ -17,17 +17,19 @@
 //! never overstates what is durable; on a DAX mapping the fences alone give the same
 //! order. Recovery reads records while their checksums hold: a bad record below the commit
 //! pointer is corruption, one at or above it is a torn tail, which is zeroed so that no
-//! stale record can surface behind a later one. The file grows by doubling when full; it
+//! stale record can surface behind a later one; valid records past the pointer are
+//! persisted and committed before the replica relies on them. The bytes live in a
+//! [`Medium`]: the mapped file, or a simulated one in the crash tests. The file grows by doubling when full; it
 //! is left sparse, because on this machine's ext4 `msync` over a zero-filled file measured
 //! about twice as slow as over a sparse one (the opposite of `pwrite`).
 
+use super::medium::{Mapping, Medium};
 use super::persist::{FlushInstruction, CACHE_LINE};
 use super::record::{decode_message, Decoded, Encoder};
 use super::{AppendError, Cut, Health, Journal, RecoverError, Recovery};
 use crate::paxos::Record;
 use crate::wire::{fingerprint, fingerprint_continue, record_len, Limits, Version};
 use bytes::Bytes;
-use memmap2::MmapMut;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -62,15 +64,13 @@ impl NvmOptions {
     }
 }
 
-/// A journal in a memory-mapped file.
+/// A journal in persistent memory: a memory-mapped file unless a test supplies another
+/// [`Medium`].
 #[derive(Debug)]
-pub struct NvmJournal {
+pub struct NvmJournal<M = Mapping> {
     path: PathBuf,
-    file: File,
-    map: MmapMut,
+    medium: M,
     encoder: Encoder,
-    flush: FlushInstruction,
-    dax: bool,
     /// Where the next record goes.
     end: usize,
     /// The end of the records made durable by the last sync.
@@ -92,70 +92,96 @@ impl Journal for NvmJournal {
             let capacity = options.capacity_bytes.max(2 * FIRST_RECORD as u64).next_multiple_of(4096);
             file.set_len(capacity).map_err(io)?;
         }
-        // SAFETY: the data directory belongs to this replica, and the file only to this
-        // journal; nothing else maps or truncates it while the map lives.
-        let map = unsafe { MmapMut::map_mut(&file) }.map_err(io)?;
-        let mut journal = Self {
-            path: path.clone(),
-            file,
-            map,
-            encoder: Encoder::new(options.version),
-            flush: options.flush,
-            dax: options.dax,
-            end: FIRST_RECORD,
-            synced: FIRST_RECORD,
-            health: Health::default(),
-        };
+        let medium = Mapping::new(file, options.flush, options.dax).map_err(io)?;
+        let opened = Self::on_medium(path.clone(), medium, options.version, fresh)?;
         if fresh {
-            journal.map[..8].copy_from_slice(&MAGIC.to_le_bytes());
-            journal.set_commit(FIRST_RECORD);
-            journal.map.flush().map_err(io)?;
             File::open(dir).and_then(|d| d.sync_all()).map_err(RecoverError::io(dir))?;
         }
-        let recovery = journal.recover()?;
-        Ok((journal, recovery))
+        Ok(opened)
     }
 
     fn append(&mut self, record: &Record) -> Result<(), AppendError> {
-        self.health.check()?;
-        let payload = self.encoder.encode(record).map_err(AppendError::Encode)?;
-        let total = (RECORD_HEADER + payload.len()).next_multiple_of(CACHE_LINE);
-        if self.end + total > self.map.len() {
-            let result = self.grow(self.end + total);
-            self.health.watch(result)?;
-        }
-        let at = self.end;
-        let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
-        self.map[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
-        self.map[at + RECORD_HEADER..at + RECORD_HEADER + payload.len()].copy_from_slice(&payload);
-        let checksum = record_checksum(at, &self.map[at + 8..at + RECORD_HEADER + payload.len()]);
-        self.map[at..at + 8].copy_from_slice(&checksum.to_le_bytes());
-        self.end += total;
-        self.encoder.observe(record);
-        Ok(())
+        NvmJournal::append(self, record)
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.health.check()?;
-        if self.end == self.synced {
-            return Ok(());
-        }
-        self.flush.persist(&self.map[self.synced..self.end]);
-        if !self.dax {
-            // From 0, so that the pointer stored by the previous sync goes along.
-            let result = self.map.flush_range(0, self.end);
-            self.health.watch(result)?;
-        }
-        self.synced = self.end;
-        self.set_commit(self.end);
-        Ok(())
+        NvmJournal::sync(self)
     }
 }
 
 impl NvmJournal {
     /// The instruction that writes cache lines back.
     pub fn flush_instruction(&self) -> FlushInstruction {
-        self.flush
+        self.medium.flush_instruction()
+    }
+}
+
+impl<M: Medium> NvmJournal<M> {
+    /// Opens the journal held in `medium` (`path` names it in errors), writing an empty
+    /// journal's superblock first when `fresh`; recovers as [`Journal::open`] does.
+    pub fn on_medium(
+        path: PathBuf,
+        medium: M,
+        version: Version,
+        fresh: bool,
+    ) -> Result<(Self, Recovery), RecoverError> {
+        let mut journal = Self {
+            path,
+            medium,
+            encoder: Encoder::new(version),
+            end: FIRST_RECORD,
+            synced: FIRST_RECORD,
+            health: Health::default(),
+        };
+        if fresh {
+            journal.medium.bytes_mut()[..8].copy_from_slice(&MAGIC.to_le_bytes());
+            journal.set_commit(FIRST_RECORD);
+            journal.medium.sync(0..FIRST_RECORD).map_err(RecoverError::io(&journal.path))?;
+        }
+        let recovery = journal.recover()?;
+        Ok((journal, recovery))
+    }
+
+    /// What outlives the journal: its medium, as a crash of this process leaves it.
+    pub fn into_medium(self) -> M {
+        self.medium
+    }
+
+    /// [`Journal::append`].
+    pub fn append(&mut self, record: &Record) -> Result<(), AppendError> {
+        self.health.check()?;
+        let payload = self.encoder.encode(record).map_err(AppendError::Encode)?;
+        let total = (RECORD_HEADER + payload.len()).next_multiple_of(CACHE_LINE);
+        if self.end + total > self.medium.bytes().len() {
+            let capacity = (self.end + total).max(2 * self.medium.bytes().len()).next_multiple_of(4096);
+            let result = self.medium.grow(capacity);
+            self.health.watch(result)?;
+        }
+        let at = self.end;
+        let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
+        let map = self.medium.bytes_mut();
+        map[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
+        map[at + RECORD_HEADER..at + RECORD_HEADER + payload.len()].copy_from_slice(&payload);
+        let checksum = record_checksum(at, &map[at + 8..at + RECORD_HEADER + payload.len()]);
+        map[at..at + 8].copy_from_slice(&checksum.to_le_bytes());
+        self.end += total;
+        self.encoder.observe(record);
+        Ok(())
+    }
+
+    /// [`Journal::sync`].
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.health.check()?;
+        if self.end == self.synced {
+            return Ok(());
+        }
+        self.medium.persist(self.synced..self.end);
+        // From 0, so that the pointer stored by the previous sync goes along.
+        let result = self.medium.sync(0..self.end);
+        self.health.watch(result)?;
+        self.synced = self.end;
+        self.set_commit(self.end);
+        Ok(())
     }
 
     /// Streams the durable records as a legacy `.log` file would hold them (each message
@@ -164,7 +190,7 @@ impl NvmJournal {
         let mut written = 0u64;
         let mut at = FIRST_RECORD;
         while at < self.synced {
-            let payload = self.payload(at);
+            let payload = payload(self.medium.bytes(), at);
             let padded = record_len(payload.len());
             out.write_all(payload)?;
             out.write_all(&vec![0; padded - payload.len()])?;
@@ -174,34 +200,24 @@ impl NvmJournal {
         Ok(written)
     }
 
-    /// The payload of the (valid) record at `at`.
-    fn payload(&self, at: usize) -> &[u8] {
-        payload(&self.map, at)
-    }
-
     fn set_commit(&mut self, end: usize) {
-        self.map[COMMIT_AT..COMMIT_AT + 8].copy_from_slice(&(end as u64).to_le_bytes());
-        self.flush.persist(&self.map[COMMIT_AT..COMMIT_AT + 8]);
-    }
-
-    fn grow(&mut self, needed: usize) -> io::Result<()> {
-        let capacity = needed.max(2 * self.map.len()).next_multiple_of(4096);
-        self.file.set_len(capacity as u64)?;
-        // SAFETY: as in `open`; the old map is dropped by this assignment, and the new one
-        // sees its stores, which live in the same page cache pages.
-        self.map = unsafe { MmapMut::map_mut(&self.file) }?;
-        Ok(())
+        self.medium.bytes_mut()[COMMIT_AT..COMMIT_AT + 8].copy_from_slice(&(end as u64).to_le_bytes());
+        self.medium.persist(COMMIT_AT..COMMIT_AT + 8);
     }
 
     /// Reads the records, cuts a torn tail and positions `end` after the last valid one.
+    /// Valid records past the commit pointer (written before a crash of this process,
+    /// their sync unfinished) are made durable and committed before anything relies on
+    /// them.
     fn recover(&mut self) -> Result<Recovery, RecoverError> {
-        let magic = u64::from_le_bytes(self.map[..8].try_into().expect("8 bytes"));
+        let map = self.medium.bytes();
+        let magic = u64::from_le_bytes(map[..8].try_into().expect("8 bytes"));
         if magic != MAGIC {
             return Err(RecoverError::corrupt(&self.path, 0, format!("bad magic {magic:#018x}")));
         }
-        let commit = u64::from_le_bytes(self.map[COMMIT_AT..COMMIT_AT + 8].try_into().expect("8 bytes"));
+        let commit = u64::from_le_bytes(map[COMMIT_AT..COMMIT_AT + 8].try_into().expect("8 bytes"));
         let commit = usize::try_from(commit).unwrap_or(usize::MAX);
-        if commit < FIRST_RECORD || commit > self.map.len() || commit % CACHE_LINE != 0 {
+        if commit < FIRST_RECORD || commit > map.len() || commit % CACHE_LINE != 0 {
             return Err(RecoverError::corrupt(
                 &self.path,
                 COMMIT_AT as u64,
@@ -211,8 +227,8 @@ impl NvmJournal {
         let mut recovery = Recovery::default();
         let limits = Limits::default();
         let mut at = FIRST_RECORD;
-        while let Some(total) = self.valid_record(at) {
-            let payload = Bytes::copy_from_slice(self.payload(at));
+        while let Some(total) = valid_record(map, at) {
+            let payload = Bytes::copy_from_slice(payload(map, at));
             match decode_message(&payload, &limits) {
                 Ok(Decoded::Record(record)) => {
                     self.encoder.observe(&record);
@@ -227,20 +243,21 @@ impl NvmJournal {
             let why = "a record below the commit pointer fails its checksum";
             return Err(RecoverError::corrupt(&self.path, at as u64, why));
         }
-        if let Some(last) = self.map[at..].iter().rposition(|&b| b != 0) {
+        if let Some(last) = map[at..].iter().rposition(|&b| b != 0) {
             recovery.cut = Some(Cut { path: self.path.clone(), offset: at as u64, len: (last + 1) as u64 });
-            self.map[at..=at + last].fill(0);
-            self.flush.persist(&self.map[at..=at + last]);
-            self.map.flush_range(at, last + 1).map_err(RecoverError::io(&self.path))?;
+            self.medium.bytes_mut()[at..=at + last].fill(0);
+            self.medium.persist(at..at + last + 1);
+            self.medium.sync(at..at + last + 1).map_err(RecoverError::io(&self.path))?;
+        }
+        if at > commit {
+            self.medium.persist(commit..at);
+            self.medium.sync(commit..at).map_err(RecoverError::io(&self.path))?;
+            self.set_commit(at);
+            self.medium.sync(0..FIRST_RECORD).map_err(RecoverError::io(&self.path))?;
         }
         self.end = at;
         self.synced = at;
         Ok(recovery)
-    }
-
-    /// The size of the record at `at` if its header is non-zero and its checksum holds.
-    fn valid_record(&self, at: usize) -> Option<usize> {
-        valid_record(&self.map, at)
     }
 }
 
