@@ -14,6 +14,9 @@
 //! (one line; the latencies are submit → executed of this node's own requests in the
 //! interval, 0 when there were none).
 //!
+//! With `--checkpoint-every N` the counter asks for a checkpoint after every N requests
+//! and loads the newest at start; without, the whole journal replays.
+//!
 //! Stdin controls it: the line `quiet` stops the load, end of input (or SIGTERM) stops the
 //! node cleanly and prints `node N final executed=<decree> digest=<hex> requests= dups=`.
 
@@ -26,7 +29,7 @@ use rsl_core::transport::member_ip;
 use rsl_core::wire::Version;
 use rsl_core::{Replica, ResponseCode, RslConfig, StateMachine};
 use std::collections::HashSet;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +55,8 @@ struct Counter {
     digest: u64,
     /// This replica's own acknowledgements: the slot of each executed request it submitted.
     acks: Sender<Result<u64, u64>>,
+    /// Asks for a checkpoint after every this many requests (0: never).
+    checkpoint_every: u64,
 }
 
 fn request_id(request: &[u8]) -> Option<RequestId> {
@@ -63,13 +68,24 @@ impl StateMachine for Counter {
     /// The load slot the request was submitted from.
     type Cookie = u64;
 
-    /// No checkpoints: the whole journal replays at start.
+    /// Starts empty, or from a checkpoint `save_state` wrote.
     fn load_state(&mut self, reader: Option<&mut CheckpointReader>) -> bool {
-        reader.is_none()
+        let Some(reader) = reader else { return true };
+        let mut words = Vec::new();
+        if reader.read_to_end(&mut words).is_err() || words.len() % 8 != 0 || words.len() < 32 {
+            return false;
+        }
+        let mut words = words.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        let mut next = || words.next().unwrap_or_default();
+        (self.requests, self.dups, self.digest) = (next(), next(), next());
+        let seen = next();
+        self.seen = (0..seen).map(|_| (next(), next())).collect();
+        self.seen.len() as u64 == seen
     }
 
-    fn execute_replicated_request(&mut self, request: &[u8], cookie: Option<u64>, _save_state: &mut bool) {
+    fn execute_replicated_request(&mut self, request: &[u8], cookie: Option<u64>, save_state: &mut bool) {
         self.requests += 1;
+        *save_state |= self.checkpoint_every > 0 && self.requests.is_multiple_of(self.checkpoint_every);
         if request_id(request).is_some_and(|id| !self.seen.insert(id)) {
             self.dups += 1;
         }
@@ -88,9 +104,12 @@ impl StateMachine for Counter {
         let _ = self.acks.send(Err(slot));
     }
 
-    /// Never asked: no request sets `save_state`.
-    fn save_state(&self, _writer: &mut CheckpointWriter) -> std::io::Result<()> {
-        Err(std::io::Error::other("rsl node keeps no checkpoints"))
+    /// The counters, then every request id seen, as little-endian words.
+    fn save_state(&self, writer: &mut CheckpointWriter) -> std::io::Result<()> {
+        let header = [self.requests, self.dups, self.digest, self.seen.len() as u64];
+        let ids = self.seen.iter().flat_map(|&(tag, seq)| [tag, seq]);
+        let bytes: Vec<u8> = header.into_iter().chain(ids).flat_map(u64::to_le_bytes).collect();
+        writer.write(&bytes)
     }
 
     fn notify_status(&mut self, _is_primary: bool) {}
@@ -111,6 +130,8 @@ struct Options {
     request_bytes: usize,
     journal: JournalKind,
     status_ms: u64,
+    checkpoint_every: u64,
+    max_log_mb: u64,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -127,6 +148,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         request_bytes: 128,
         journal: JournalKind::File,
         status_ms: 1000,
+        checkpoint_every: 0,
+        max_log_mb: RslConfig::default().max_log_len_mb,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -145,6 +168,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--journal" => o.journal = journal(value)?,
             "--request-bytes" => o.request_bytes = (number()? as usize).clamp(16, 1 << 20),
             "--status-ms" => o.status_ms = number()?.max(10),
+            "--checkpoint-every" => o.checkpoint_every = number()?,
+            "--max-log-mb" => o.max_log_mb = number()?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -197,6 +222,7 @@ fn replica_config(o: &Options) -> Result<(MemberSet, MemberId, RslConfig), Strin
         core_override: Some(core),
         seed: u64::from(o.id) * 0x9e37_79b9,
         journal: o.journal,
+        max_log_len_mb: o.max_log_mb,
         ..RslConfig::default()
     };
     Ok((members, MemberId::new(&o.id.to_string()).map_err(|e| e.to_string())?, config))
@@ -291,7 +317,8 @@ pub fn run(args: &[String]) -> ExitCode {
             eprintln!(
                 "rsl node: {e}\nusage: rsl node --id N --members 3 --dir D [--base-port P] \
                        [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--window 64] \
-                       [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--status-ms 1000]"
+                       [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--status-ms 1000] \
+                       [--checkpoint-every 0] [--max-log-mb 100]"
             );
             return ExitCode::from(2);
         }
@@ -300,7 +327,14 @@ pub fn run(args: &[String]) -> ExitCode {
     // SAFETY: installs an async-signal-safe handler (one atomic store) for SIGTERM.
     unsafe { libc::signal(libc::SIGTERM, on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t) };
     let (acks, completions) = unbounded();
-    let counter = Counter { requests: 0, dups: 0, seen: HashSet::new(), digest: 0xcbf2_9ce4_8422_2325, acks };
+    let counter = Counter {
+        requests: 0,
+        dups: 0,
+        seen: HashSet::new(),
+        digest: 0xcbf2_9ce4_8422_2325,
+        acks,
+        checkpoint_every: o.checkpoint_every,
+    };
     let replica = match Replica::initialize(&config, members, &me, Version::V7, counter) {
         Ok(replica) => replica,
         Err(e) => {

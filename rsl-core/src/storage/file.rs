@@ -12,7 +12,7 @@
 
 use super::log_reader::{list_logs, scan};
 use super::record::Encoder;
-use super::{AppendError, Health, Journal, RecoverError, Recovery};
+use super::{named, AppendError, Health, Journal, RecoverError, Recovery};
 use crate::paxos::{Record, Rng};
 use crate::wire::{record_len, Version};
 use std::fs::{File, OpenOptions};
@@ -130,7 +130,8 @@ impl Journal for FileJournal {
                 && vote.decree.0 > self.first_decree
                 && self.written + self.pending.len() as u64 > self.limit
             {
-                let result = self.rotate(vote.decree.0);
+                let path = self.dir.join(format!("{}.log", vote.decree));
+                let result = self.rotate(vote.decree.0).map_err(named(&path));
                 self.health.watch(result)?;
             }
         }
@@ -144,7 +145,8 @@ impl Journal for FileJournal {
 
     fn sync(&mut self) -> io::Result<()> {
         self.health.check()?;
-        let result = self.sync_now();
+        let path = self.dir.join(format!("{}.log", self.first_decree));
+        let result = self.sync_now().map_err(named(&path));
         self.health.watch(result)
     }
 }

@@ -146,7 +146,7 @@ impl fmt::Display for AppendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Encode(e) => write!(f, "cannot encode the record: {e}"),
-            Self::Io(e) => write!(f, "journal write failed: {e}"),
+            Self::Io(e) => write!(f, "write failed: {e}"),
         }
     }
 }
@@ -157,6 +157,11 @@ impl From<io::Error> for AppendError {
     fn from(e: io::Error) -> Self {
         Self::Io(e)
     }
+}
+
+/// Names the file an IO error happened to, keeping its kind.
+fn named(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// Latches the first IO failure: afterwards nothing is known about the disk's content

@@ -26,7 +26,7 @@
 use super::medium::{Mapping, Medium};
 use super::persist::{FlushInstruction, CACHE_LINE};
 use super::record::{decode_message, Decoded, Encoder};
-use super::{AppendError, Cut, Health, Journal, RecoverError, Recovery};
+use super::{named, AppendError, Cut, Health, Journal, RecoverError, Recovery};
 use crate::paxos::Record;
 use crate::wire::{fingerprint, fingerprint_continue, record_len, Limits, Version};
 use bytes::Bytes;
@@ -155,6 +155,7 @@ impl<M: Medium> NvmJournal<M> {
         if self.end + total > self.medium.bytes().len() {
             let capacity = (self.end + total).max(2 * self.medium.bytes().len()).next_multiple_of(4096);
             let result = self.medium.grow(capacity);
+            let result = result.map_err(named(&self.path));
             self.health.watch(result)?;
         }
         let at = self.end;
@@ -178,6 +179,7 @@ impl<M: Medium> NvmJournal<M> {
         self.medium.persist(self.synced..self.end);
         // From 0, so that the pointer stored by the previous sync goes along.
         let result = self.medium.sync(0..self.end);
+        let result = result.map_err(named(&self.path));
         self.health.watch(result)?;
         self.synced = self.end;
         self.set_commit(self.end);
