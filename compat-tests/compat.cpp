@@ -210,7 +210,27 @@ static void test_checkpoints() {
     void* data = NULL;
     unsigned long got = 0;
     CHECK(missing.GetDataPointer(&data, 10, &got) == ERROR_INVALID_PARAMETER);
+    CHECK(missing.CreateWriterForThisReader((dir + "/x.codex").c_str()) == NULL);
     CHECK(!RSLCheckpointUtility::ChangeReplicaSet(buf, &set));  // not built: refused, loudly
+
+    // A tool rewrites the newest checkpoint's payload under its header.
+    RSLCheckpointStreamReader source;
+    CHECK(source.Init(buf) == NO_ERROR);
+    std::string rewritten = dir + "/rewritten.bin";
+    RSLCheckpointStreamWriter* writer = source.CreateWriterForThisReader(rewritten.c_str());
+    CHECK(writer != NULL);
+    if (writer != NULL) {
+        const char text[] = "rewritten payload";
+        CHECK(writer->Write(text, sizeof(text)) == NO_ERROR);
+        source.CloseWriterForThisReader(rewritten.c_str(), writer);
+        RSLCheckpointStreamReader back;
+        CHECK(back.Init(rewritten.c_str()) == NO_ERROR && back.Size() == sizeof(text));
+        char read[sizeof(text)] = {0};
+        unsigned long n = 0;
+        CHECK(back.GetData(read, sizeof(read), &n) == NO_ERROR && n == sizeof(text) && strcmp(read, text) == 0);
+        RSLMemberSet members;
+        CHECK(RSLCheckpointUtility::GetReplicaSet(rewritten.c_str(), &members) && members.IncludesMember("alpha"));
+    }
 }
 
 // ---- log routing --------------------------------------------------------------------------
@@ -244,6 +264,8 @@ public:
 
     bool LoadState(RSLCheckpointStreamReader* reader) override {
         if (reader == NULL) return true;
+        // As legacy: a reader handed to LoadState cannot make a writer.
+        if (reader->CreateWriterForThisReader("/nonexistent/x.codex") != NULL) return false;
         unsigned long long value = 0;
         unsigned long got = 0;
         if (reader->GetData(&value, sizeof(value), &got) != NO_ERROR || got != sizeof(value)) return false;

@@ -6,8 +6,7 @@
 // - Not built yet (each fails loudly: a log line and a failure code): Bootstrap, the
 //   Initialize overload without a member set, ChangeConfiguration, CopyStateFromReplica,
 //   TLS (SetThumbprintsForSsl / SetSubjectNamesForSsl return false),
-//   RSLCheckpointUtility::ChangeReplicaSet / MigrateToVersion3/4,
-//   Create/CloseWriterForThisReader.
+//   RSLCheckpointUtility::ChangeReplicaSet / MigrateToVersion3/4.
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter
 //   or false where legacy asserts.
 // - Callbacks of lock class None (CanBecomePrimary, AcceptMessageFromReplica, unserialized
@@ -235,13 +234,12 @@ public:
     }
     char* GetFileName() { return m_filename; }
     unsigned int Init(const char* file, RSLibImpl::CheckpointHeader*) { return Init(file); }
-    RSLCheckpointStreamWriter* CreateWriterForThisReader(const char*) {
-        rsl_not_supported("RSLCheckpointStreamReader::CreateWriterForThisReader");
-        return NULL;
-    }
-    void CloseWriterForThisReader(const char*, RSLCheckpointStreamWriter*) {
-        rsl_not_supported("RSLCheckpointStreamReader::CloseWriterForThisReader");
-    }
+    // A writer for a new checkpoint at `file` under this reader's header; NULL for a reader
+    // handed to LoadState (as legacy) or on failure. Close it with CloseWriterForThisReader.
+    RSLCheckpointStreamWriter* CreateWriterForThisReader(const char* file);
+    // Writes the header with the payload's size and installs the file (failures are
+    // logged; legacy asserted), then deletes the writer.
+    void CloseWriterForThisReader(const char* file, RSLCheckpointStreamWriter* writer);
 
 private:
     friend class RSLStateMachine;
@@ -275,11 +273,25 @@ public:
 private:
     friend class RSLStateMachine;
     friend class RSLCheckpointUtility;
-    explicit RSLCheckpointStreamWriter(RslCheckpointWriter* lent) : m_handle(lent) {}
+    friend class RSLCheckpointStreamReader;
+    explicit RSLCheckpointStreamWriter(RslCheckpointWriter* handle) : m_handle(handle) {}
     RSLCheckpointStreamWriter(const RSLCheckpointStreamWriter&);
     RSLCheckpointStreamWriter& operator=(const RSLCheckpointStreamWriter&);
     RslCheckpointWriter* m_handle;
 };
+
+inline RSLCheckpointStreamWriter* RSLCheckpointStreamReader::CreateWriterForThisReader(const char* file) {
+    RslCheckpointWriter* handle = NULL;
+    if (!m_owned || rsl_checkpoint_reader_create_writer(m_handle, file, &handle) != NO_ERROR) return NULL;
+    return new RSLCheckpointStreamWriter(handle);
+}
+
+inline void RSLCheckpointStreamReader::CloseWriterForThisReader(const char*, RSLCheckpointStreamWriter* writer) {
+    if (writer == NULL) return;
+    rsl_checkpoint_writer_close(writer->m_handle);
+    writer->m_handle = NULL;
+    delete writer;
+}
 
 class RSL_IMPORT_EXPORT RSLNode {
 public:

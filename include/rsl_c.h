@@ -319,6 +319,30 @@ uint32_t rsl_checkpoint_writer_write(struct RslCheckpointWriter *writer,
                                      size_t len);
 
 /**
+ * Legacy `CreateWriterForThisReader(file)`: a writer for a new checkpoint at `path`
+ * under this reader's header (tools rewrite a checkpoint's payload this way). Finish it
+ * with [`rsl_checkpoint_writer_close`]. Returns a Win32 code: 87 also for a reader lent
+ * to `load_state` (legacy returns NULL for those).
+ *
+ * # Safety
+ * `reader` is a live reader, `path` a NUL-terminated string, `out` writable.
+ */
+uint32_t rsl_checkpoint_reader_create_writer(struct RslCheckpointReader *reader,
+                                             const char *path,
+                                             struct RslCheckpointWriter **out);
+
+/**
+ * Legacy `CloseWriterForThisReader`: completes a writer from
+ * [`rsl_checkpoint_reader_create_writer`] — the header with the payload's size, an fsync,
+ * a read-back, the rename into place — and frees it, whatever the outcome. Returns 0 or
+ * a Win32 code; a failure is also logged (legacy asserted).
+ *
+ * # Safety
+ * `writer` came from `rsl_checkpoint_reader_create_writer` and is not used afterwards.
+ */
+uint32_t rsl_checkpoint_writer_close(struct RslCheckpointWriter *writer);
+
+/**
  * Legacy `RSLCheckpointUtility::GetLatestCheckpoint`: the path of the highest-numbered
  * `*.codex` in `dir`, NUL-terminated in `buf`. Returns 0, 87 (invalid argument), 2 (none)
  * or 122 (`buf` too small).

@@ -487,3 +487,32 @@ proptest! {
         prop_assert_eq!(read_all(&mut reader, max_read, u64::from(block) - 8).unwrap(), data);
     }
 }
+
+/// Legacy `CreateWriterForThisReader` / `CloseWriterForThisReader`: a tool rewrites a
+/// checkpoint's payload into a new file under the same header; the result is a valid
+/// checkpoint whose size is the new payload's, and a file already at the path is replaced.
+#[test]
+fn a_checkpoint_rewritten_under_its_header_reads_back_with_the_new_payload() {
+    let dir = TempDir::new("codex-rewrite");
+    for version in [Version::V4, Version::V5, Version::V6] {
+        let source = save(dir.path(), header(version, 9, B), &payload(3 * B as usize), 4096);
+        let mut reader = CheckpointReader::open(&source).unwrap();
+        let old = read_all(&mut reader, usize::MAX, u64::from(B) - 8).unwrap();
+        let target = dir.path().join("rewritten.codex");
+        std::fs::write(&target, b"an older file, replaced").unwrap();
+        let mut writer = CheckpointWriter::create_file(&target, reader.header().clone()).unwrap();
+        let new: Vec<u8> = old.iter().rev().copied().chain(*b"tail").collect();
+        new.chunks(1000).for_each(|c| writer.write(c).unwrap());
+        assert_eq!(writer.finish().unwrap(), target);
+        let mut rewritten = CheckpointReader::open(&target).unwrap();
+        assert_eq!(rewritten.size(), new.len() as u64);
+        assert_eq!(read_all(&mut rewritten, usize::MAX, u64::from(B) - 8).unwrap(), new);
+        let (was, is) = (reader.header(), rewritten.header());
+        assert_eq!(
+            (&is.member_id, is.last_executed, &is.configuration),
+            (&was.member_id, was.last_executed, &was.configuration)
+        );
+        assert!(!dir.path().join("rewritten.codex.tmp").exists());
+        std::fs::remove_file(&source).unwrap();
+    }
+}

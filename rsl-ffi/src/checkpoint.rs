@@ -10,7 +10,7 @@ use libc::c_void;
 use rsl_core::paxos::{Ballot, Decree, MemberId, Vote};
 use rsl_core::storage::checkpoint::{
     list_checkpoints, win32, CheckpointConfiguration, CheckpointHeader, CheckpointReader, CheckpointWriter,
-    ReadError, DEFAULT_BLOCK_SIZE,
+    ReadError, SaveError, DEFAULT_BLOCK_SIZE,
 };
 use rsl_core::wire::{Version, WireVote};
 use std::path::Path;
@@ -202,6 +202,80 @@ pub unsafe extern "C" fn rsl_checkpoint_writer_write(
             Err(e) => ReadError::Io { path: Default::default(), source: e }.win32_code(),
         }
     })
+}
+
+/// Legacy `CreateWriterForThisReader(file)`: a writer for a new checkpoint at `path`
+/// under this reader's header (tools rewrite a checkpoint's payload this way). Finish it
+/// with [`rsl_checkpoint_writer_close`]. Returns a Win32 code: 87 also for a reader lent
+/// to `load_state` (legacy returns NULL for those).
+///
+/// # Safety
+/// `reader` is a live reader, `path` a NUL-terminated string, `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_checkpoint_reader_create_writer(
+    reader: *mut RslCheckpointReader,
+    path: *const c_char,
+    out: *mut *mut RslCheckpointWriter,
+) -> u32 {
+    guard(win32::ERROR_GEN_FAILURE, || {
+        // SAFETY: per the contract.
+        let (handle, path) = match (unsafe { reader.as_mut() }, unsafe { c_str(path) }) {
+            (Some(handle), Some(path)) if !out.is_null() && !path.is_empty() => (handle, path),
+            _ => return win32::ERROR_INVALID_PARAMETER,
+        };
+        let Stream::Owned(reader) = &handle.reader else { return win32::ERROR_INVALID_PARAMETER };
+        match CheckpointWriter::create_file(Path::new(path), reader.header().clone()) {
+            Ok(writer) => {
+                let handle = Box::new(RslCheckpointWriter { writer: Stream::Owned(writer) });
+                // SAFETY: `out` is writable per the contract.
+                unsafe { *out = Box::into_raw(handle) };
+                0
+            }
+            Err(e) => save_error_code(&e),
+        }
+    })
+}
+
+/// Legacy `CloseWriterForThisReader`: completes a writer from
+/// [`rsl_checkpoint_reader_create_writer`] — the header with the payload's size, an fsync,
+/// a read-back, the rename into place — and frees it, whatever the outcome. Returns 0 or
+/// a Win32 code; a failure is also logged (legacy asserted).
+///
+/// # Safety
+/// `writer` came from `rsl_checkpoint_reader_create_writer` and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_checkpoint_writer_close(writer: *mut RslCheckpointWriter) -> u32 {
+    guard(win32::ERROR_GEN_FAILURE, || {
+        // SAFETY: a non-null handle is a live writer per the C contract.
+        match unsafe { writer.as_ref() } {
+            Some(RslCheckpointWriter { writer: Stream::Owned(_) }) => {}
+            Some(_) => {
+                tracing::error!("a writer lent to save_state cannot be closed by the application; ignored");
+                return win32::ERROR_INVALID_PARAMETER;
+            }
+            None => return win32::ERROR_INVALID_PARAMETER,
+        }
+        // SAFETY: an owned writer came from Box::into_raw in
+        // `rsl_checkpoint_reader_create_writer` (lent ones live on rsl's stack, refused above).
+        let Stream::Owned(writer) = unsafe { Box::from_raw(writer) }.writer else { unreachable!() };
+        match writer.finish() {
+            Ok(_) => 0,
+            Err(e) => {
+                tracing::error!("rewriting a checkpoint failed: {e}");
+                save_error_code(&e)
+            }
+        }
+    })
+}
+
+fn save_error_code(e: &SaveError) -> u32 {
+    match e {
+        SaveError::Encode(_) => win32::ERROR_INVALID_PARAMETER,
+        SaveError::Io { path, source } => {
+            ReadError::Io { path: path.clone(), source: std::io::Error::from(source.kind()) }.win32_code()
+        }
+        SaveError::Verify(e) => e.win32_code(),
+    }
 }
 
 /// Legacy `RSLCheckpointUtility::GetLatestCheckpoint`: the path of the highest-numbered

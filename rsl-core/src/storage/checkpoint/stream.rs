@@ -33,11 +33,16 @@ fn data_per_block(header: &CheckpointHeader) -> u64 {
 /// Streams application state into `<dir>/Temp/<N>.codex`; [`CheckpointWriter::finish`]
 /// writes the header, syncs, verifies the file by reading it back and renames it to
 /// `<dir>/<N>.codex`. Until then no `<N>.codex` exists; `Temp/` is emptied at startup.
+/// [`CheckpointWriter::create_file`] writes any path the same way (legacy
+/// `CreateWriterForThisReader`, for tools that rewrite a checkpoint's payload).
 #[derive(Debug)]
 pub struct CheckpointWriter {
     file: File,
-    dir: PathBuf,
     temp_path: PathBuf,
+    /// Where `finish` installs the file.
+    path: PathBuf,
+    /// An existing file at `path` is replaced (else kept, and the new one discarded).
+    replace: bool,
     header: CheckpointHeader,
     header_len: u64,
     data_per_block: usize,
@@ -54,15 +59,33 @@ impl CheckpointWriter {
     /// Starts `<dir>/Temp/<N>.codex`, N = `header.last_executed`. The header's `file_size`
     /// is filled in by `finish`; its `block_size` sets the framing (4 MiB in production).
     pub fn create(dir: &Path, header: CheckpointHeader) -> Result<Self, SaveError> {
-        let header_len = header.encode().map_err(SaveError::Encode)?.len() as u64;
         let temp_dir = dir.join(TEMP_DIR);
         std::fs::create_dir_all(&temp_dir).map_err(SaveError::io(&temp_dir))?;
-        let temp_path = temp_dir.join(checkpoint_file_name(header.last_executed));
+        let name = checkpoint_file_name(header.last_executed);
+        Self::start(temp_dir.join(&name), dir.join(name), false, header)
+    }
+
+    /// Starts a checkpoint that `finish` installs at `path`, replacing any file there; it
+    /// is written to `<path>.tmp` until then.
+    pub fn create_file(path: &Path, header: CheckpointHeader) -> Result<Self, SaveError> {
+        let mut temp = path.as_os_str().to_owned();
+        temp.push(".tmp");
+        Self::start(temp.into(), path.to_owned(), true, header)
+    }
+
+    fn start(
+        temp_path: PathBuf,
+        path: PathBuf,
+        replace: bool,
+        header: CheckpointHeader,
+    ) -> Result<Self, SaveError> {
+        let header_len = header.encode().map_err(SaveError::Encode)?.len() as u64;
         let file = File::create(&temp_path).map_err(SaveError::io(&temp_path))?;
         Ok(Self {
             file,
-            dir: dir.to_owned(),
             temp_path,
+            path,
+            replace,
             data_per_block: data_per_block(&header) as usize,
             header,
             header_len,
@@ -109,8 +132,9 @@ impl CheckpointWriter {
 
     /// Completes the file and installs it as `<dir>/<N>.codex`: the last partial block and
     /// its checksum, the header (v4+: with `fileSize`), an fsync, a full read-back, the
-    /// rename and an fsync of `dir`. Returns the installed path. As in legacy, an existing
-    /// `<N>.codex` is kept and the new file discarded (both hold the state at decree N).
+    /// rename and an fsync of the directory. Returns the installed path. As in legacy, an
+    /// existing `<N>.codex` is kept and the new file discarded (both hold the state at
+    /// decree N); a file from `create_file` replaces what is there.
     pub fn finish(mut self) -> Result<PathBuf, SaveError> {
         let temp = self.temp_path.clone();
         if self.failed {
@@ -134,13 +158,14 @@ impl CheckpointWriter {
             let why = "the file read back differs from what was written".to_owned();
             return Err(SaveError::Verify(ReadError::Corrupt { path: temp, offset: 0, why }));
         }
-        let path = self.dir.join(checkpoint_file_name(self.header.last_executed));
-        if path.try_exists().map_err(SaveError::io(&path))? {
+        let path = self.path;
+        if !self.replace && path.try_exists().map_err(SaveError::io(&path))? {
             std::fs::remove_file(&temp).map_err(SaveError::io(&temp))?;
             return Ok(path);
         }
         std::fs::rename(&temp, &path).map_err(SaveError::io(&path))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(SaveError::io(&self.dir))?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        File::open(dir).and_then(|d| d.sync_all()).map_err(SaveError::io(dir))?;
         Ok(path)
     }
 }
