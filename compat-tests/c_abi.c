@@ -48,6 +48,8 @@ int main(void) {
     CHECK(rsl_checkpoint_writer_write(NULL, NULL, 0) == 87);
     CHECK(rsl_checkpoint_reader_create_writer(NULL, "x.codex", NULL) == 87);
     CHECK(rsl_checkpoint_writer_close(NULL) == 87);
+    CHECK(!rsl_checkpoint_change_replica_set(NULL, 0, NULL, 0));
+    CHECK(!rsl_checkpoint_change_replica_set("/nonexistent.codex", 9, NULL, 0));
     rsl_checkpoint_reader_free(NULL);
     CHECK(!rsl_checkpoint_save(NULL, 6, 1, 1, NULL, 0, NULL, NULL));
     CHECK(rsl_not_supported("a test of the refusal path") == RSL_RESULT_NOT_SUPPORTED);

@@ -132,6 +132,49 @@ static std::string temp_dir(const char* name) {
     return dir;
 }
 
+struct HelloCreator : IRSLCheckpointCreator {
+    void SaveState(RSLCheckpointStreamWriter* writer) override { writer->Write("Hello World!", 12); }
+};
+
+static RSLNodeCollection nodes_named(std::initializer_list<const char*> ids) {
+    RSLNodeCollection nodes;
+    for (const char* id : ids) {
+        RSLNode node;
+        strcpy(node.m_memberIdString, id);
+        node.m_rslPort = 5000;
+        nodes.Append(node);
+    }
+    return nodes;
+}
+
+// TestRSLUtilCreateCheckpoint: the header rewrites, on v2 and on v6 files.
+static void test_replica_set_rewrites(const std::string& dir, const char* v6_file) {
+    RSLMemberSet strings(nodes_named({"alpha", "beta"}), NULL, 0), numbers(nodes_named({"1", "2", "3"}), NULL, 0);
+    CHECK(RSLCheckpointUtility::ChangeReplicaSet(v6_file, &strings));
+    RSLMemberSet back;
+    CHECK(RSLCheckpointUtility::GetReplicaSet(v6_file, &back) && back.GetNumMembers() == 2 && back.IncludesMember("beta"));
+    CHECK(!RSLCheckpointUtility::ChangeReplicaSet(v6_file, NULL));
+
+    std::string v2_dir = dir + "/v2";
+    mkdir(v2_dir.c_str(), 0755);
+    std::vector<char> path(v2_dir.begin(), v2_dir.end());
+    path.push_back('\0');
+    HelloCreator hello;
+    RSLCheckpointUtility::SaveCheckpoint(path.data(), RSLProtocolVersion_2, 77, 1, NULL, &hello);
+    std::string v2 = v2_dir + "/77.codex";
+    CHECK(!RSLCheckpointUtility::ChangeReplicaSet(v2.c_str(), &numbers));  // v2 has no replica set
+    CHECK(!RSLCheckpointUtility::MigrateToVersion3(v2.c_str(), &strings));  // v3 ids are numeric
+    CHECK(RSLCheckpointUtility::MigrateToVersion3(v2.c_str(), &numbers));
+    RSLCheckpointStreamReader reader;
+    CHECK(reader.Init(v2.c_str()) == NO_ERROR && reader.Size() == 12);
+    char text[13] = {0};
+    unsigned long got = 0;
+    CHECK(reader.GetData(text, 12, &got) == NO_ERROR && strcmp(text, "Hello World!") == 0);
+    CHECK(RSLCheckpointUtility::GetReplicaSet(v2.c_str(), &back) && back.GetNumMembers() == 3);
+    CHECK(RSLCheckpointUtility::MigrateToVersion4(v2.c_str(), &strings));
+    CHECK(RSLCheckpointUtility::GetReplicaSet(v2.c_str(), &back) && back.IncludesMember("alpha"));
+}
+
 static void test_checkpoints() {
     std::string dir = temp_dir("codex");
     char buf[512];
@@ -211,7 +254,6 @@ static void test_checkpoints() {
     unsigned long got = 0;
     CHECK(missing.GetDataPointer(&data, 10, &got) == ERROR_INVALID_PARAMETER);
     CHECK(missing.CreateWriterForThisReader((dir + "/x.codex").c_str()) == NULL);
-    CHECK(!RSLCheckpointUtility::ChangeReplicaSet(buf, &set));  // not built: refused, loudly
 
     // A tool rewrites the newest checkpoint's payload under its header.
     RSLCheckpointStreamReader source;
@@ -231,6 +273,7 @@ static void test_checkpoints() {
         RSLMemberSet members;
         CHECK(RSLCheckpointUtility::GetReplicaSet(rewritten.c_str(), &members) && members.IncludesMember("alpha"));
     }
+    test_replica_set_rewrites(dir, buf);
 }
 
 // ---- log routing --------------------------------------------------------------------------

@@ -5,8 +5,7 @@
 // Differences from legacy, all deliberate:
 // - Not built yet (each fails loudly: a log line and a failure code): Bootstrap, the
 //   Initialize overload without a member set, ChangeConfiguration, CopyStateFromReplica,
-//   TLS (SetThumbprintsForSsl / SetSubjectNamesForSsl return false),
-//   RSLCheckpointUtility::ChangeReplicaSet / MigrateToVersion3/4.
+//   TLS (SetThumbprintsForSsl / SetSubjectNamesForSsl return false).
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter
 //   or false where legacy asserts.
 // - Callbacks of lock class None (CanBecomePrimary, AcceptMessageFromReplica, unserialized

@@ -372,6 +372,21 @@ bool rsl_checkpoint_save(const char *dir,
                          void *userdata);
 
 /**
+ * Legacy `RSLCheckpointUtility::ChangeReplicaSet` (`version` 0: the file's own) and
+ * `MigrateToVersion3/4` (`version` 3 or 4): rewrites the checkpoint at `path` for the
+ * `count` members. False (and a log line) if the file does not open, the version is
+ * below 3, or the set does not suit it; the file is then unchanged.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `members` points to `count` nodes (or is null with
+ * `count` 0).
+ */
+bool rsl_checkpoint_change_replica_set(const char *path,
+                                       uint32_t version,
+                                       const struct RslNode *members,
+                                       size_t count);
+
+/**
  * Legacy `RSLCheckpointUtility::GetReplicaSet`: up to `capacity` members of the
  * checkpoint's configuration into `nodes` and their number into `*count`. False for a
  * checkpoint older than version 3 or one that does not open.

@@ -1,5 +1,4 @@
 // rslutil.h — legacy RSL's checkpoint tools (src/inc/rslutil.h), header-only over librsl.so.
-// Not built yet (each logs and returns false): ChangeReplicaSet, MigrateToVersion3/4.
 #ifndef RSLUTIL_H
 #define RSLUTIL_H
 
@@ -31,17 +30,16 @@ public:
             abort();
         }
     }
-    static bool ChangeReplicaSet(const char*, const RSLMemberSet*) {
-        rsl_not_supported("RSLCheckpointUtility::ChangeReplicaSet");
-        return false;
+    // Rewrites the checkpoint's header with memberSet, in the file's version (3 or later).
+    static bool ChangeReplicaSet(const char* checkpointName, const RSLMemberSet* memberSet) {
+        return Rewrite(checkpointName, 0, memberSet);
     }
-    static bool MigrateToVersion3(const char*, const RSLMemberSet*) {
-        rsl_not_supported("RSLCheckpointUtility::MigrateToVersion3");
-        return false;
+    // The same in version 3 (member ids must be numeric) or 4 (checksum blocks added).
+    static bool MigrateToVersion3(const char* checkpointName, const RSLMemberSet* memberSet) {
+        return Rewrite(checkpointName, 3, memberSet);
     }
-    static bool MigrateToVersion4(const char*, const RSLMemberSet*) {
-        rsl_not_supported("RSLCheckpointUtility::MigrateToVersion4");
-        return false;
+    static bool MigrateToVersion4(const char* checkpointName, const RSLMemberSet* memberSet) {
+        return Rewrite(checkpointName, 4, memberSet);
     }
     static bool GetReplicaSet(const char* checkpointName, RSLMemberSet* memberSet) {
         if (memberSet == NULL) return false;
@@ -61,6 +59,13 @@ private:
     static void OnSaveState(void* creator, RslCheckpointWriter* lent) noexcept {
         RSLCheckpointStreamWriter writer(lent);
         static_cast<IRSLCheckpointCreator*>(creator)->SaveState(&writer);
+    }
+    static bool Rewrite(const char* checkpointName, uint32_t version, const RSLMemberSet* memberSet) {
+        if (memberSet == NULL) return false;
+        std::vector<RSLNode> nodes;
+        for (size_t i = 0; i < memberSet->GetNumMembers(); i++) nodes.push_back(*memberSet->GetMemberInfo(i));
+        return rsl_checkpoint_change_replica_set(checkpointName, version, reinterpret_cast<const RslNode*>(nodes.data()),
+                                                 nodes.size());
     }
 };
 

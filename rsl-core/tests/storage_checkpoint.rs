@@ -9,8 +9,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use rsl_core::paxos::{Ballot, Decree, Member, MemberId, MemberSet, VoteBody};
 use rsl_core::storage::checkpoint::{
-    list_checkpoints, restore_newest, retain_newest, win32, CheckpointConfiguration, CheckpointHeader,
-    CheckpointReader, CheckpointWriter, DirError, ReadError, SaveError, DEFAULT_BLOCK_SIZE,
+    change_replica_set, list_checkpoints, restore_newest, retain_newest, win32, CheckpointConfiguration,
+    CheckpointHeader, CheckpointReader, CheckpointWriter, DirError, ReadError, SaveError, DEFAULT_BLOCK_SIZE,
 };
 use rsl_core::wire::{
     base_size, fingerprint, DecodeError, EncodeError, Header, Version, VoteFields, WireBody, WireMessage,
@@ -515,4 +515,49 @@ fn a_checkpoint_rewritten_under_its_header_reads_back_with_the_new_payload() {
         assert!(!dir.path().join("rewritten.codex.tmp").exists());
         std::fs::remove_file(&source).unwrap();
     }
+}
+
+/// TestRSLUtilCreateCheckpoint's rewrites: ChangeReplicaSet on a v2 file fails;
+/// MigrateToVersion3 needs numeric ids and keeps lastExecuted and the payload; ChangeReplicaSet
+/// on a v4 file takes string ids; MigrateToVersion4 adds checksum blocks. A refused
+/// rewrite leaves the file as it was.
+#[test]
+fn change_replica_set_and_migrations_rewrite_the_header_and_keep_the_payload() {
+    let dir = TempDir::new("codex-replica-set");
+    let data = b"Hello World!".repeat(1000);
+    let named = |ids: &[&str]| ids.iter().map(|i| Member::named(i).unwrap()).collect::<Vec<_>>();
+    let payload_of = |path: &Path| {
+        let mut reader = CheckpointReader::open(path).unwrap();
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut all).unwrap();
+        (reader.header().clone(), all)
+    };
+
+    let v2 = save(dir.path(), header(Version::V2, 7, 0), &data, 999);
+    let before = std::fs::read(&v2).unwrap();
+    assert!(change_replica_set(&v2, named(&["1", "2"]), None).is_err(), "a v2 file has no replica set");
+    assert!(change_replica_set(&v2, named(&["a", "b"]), Some(Version::V3)).is_err(), "v3 ids are numeric");
+    assert_eq!(std::fs::read(&v2).unwrap(), before, "a refused rewrite changes nothing");
+    change_replica_set(&v2, named(&["1", "2", "3"]), Some(Version::V3)).unwrap();
+    let (h, payload) = payload_of(&v2);
+    assert_eq!((h.version, h.last_executed, payload), (Version::V3, Decree(7), data.clone()));
+    let c = h.configuration.unwrap();
+    assert_eq!((c.number, c.initial_decree, c.members.len()), (1, Decree(0), 3));
+
+    change_replica_set(&v2, named(&["1", "2"]), Some(Version::V4)).unwrap();
+    let (h, payload) = payload_of(&v2);
+    assert_eq!((h.version, h.block_size, payload), (Version::V4, DEFAULT_BLOCK_SIZE, data.clone()));
+
+    let v4 = save(dir.path(), header(Version::V4, 9, B), &data, 4096);
+    change_replica_set(&v4, named(&["alpha", "beta", "gamma"]), None).unwrap();
+    let (h, payload) = payload_of(&v4);
+    let ids: Vec<_> =
+        h.configuration.as_ref().unwrap().members.iter().map(|m| m.id.as_str().to_owned()).collect();
+    assert_eq!(
+        (h.version, h.block_size, ids),
+        (Version::V4, B, vec!["alpha".into(), "beta".into(), "gamma".into()])
+    );
+    assert_eq!(h.configuration.unwrap().number, 3, "the configuration number stays");
+    assert_eq!(payload, data);
+    assert!(change_replica_set(&v4, Vec::new(), None).is_err(), "an empty set does not verify");
 }

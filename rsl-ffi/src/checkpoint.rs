@@ -9,8 +9,8 @@ use libc::c_char;
 use libc::c_void;
 use rsl_core::paxos::{Ballot, Decree, MemberId, Vote};
 use rsl_core::storage::checkpoint::{
-    list_checkpoints, win32, CheckpointConfiguration, CheckpointHeader, CheckpointReader, CheckpointWriter,
-    ReadError, SaveError, DEFAULT_BLOCK_SIZE,
+    change_replica_set, list_checkpoints, win32, CheckpointConfiguration, CheckpointHeader, CheckpointReader,
+    CheckpointWriter, ReadError, SaveError, DEFAULT_BLOCK_SIZE,
 };
 use rsl_core::wire::{Version, WireVote};
 use std::path::Path;
@@ -374,6 +374,45 @@ pub unsafe extern "C" fn rsl_checkpoint_save(
             writer.finish()
         });
         saved.map_err(|e| tracing::error!("SaveCheckpoint: {e}")).is_ok()
+    })
+}
+
+/// Legacy `RSLCheckpointUtility::ChangeReplicaSet` (`version` 0: the file's own) and
+/// `MigrateToVersion3/4` (`version` 3 or 4): rewrites the checkpoint at `path` for the
+/// `count` members. False (and a log line) if the file does not open, the version is
+/// below 3, or the set does not suit it; the file is then unchanged.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `members` points to `count` nodes (or is null with
+/// `count` 0).
+#[no_mangle]
+pub unsafe extern "C" fn rsl_checkpoint_change_replica_set(
+    path: *const c_char,
+    version: u32,
+    members: *const RslNode,
+    count: usize,
+) -> bool {
+    guard(false, || {
+        // SAFETY: per the contract.
+        let path = unsafe { c_str(path) };
+        let version = match version {
+            0 => Some(None),
+            v => u16::try_from(v).ok().and_then(Version::from_u16).filter(|v| *v <= Version::V6).map(Some),
+        };
+        let nodes = if members.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: `count` nodes per the contract.
+            unsafe { std::slice::from_raw_parts(members, count) }
+        };
+        let members = nodes.iter().map(RslNode::member).collect::<Option<Vec<_>>>();
+        let (Some(path), Some(version), Some(members)) = (path, version, members) else {
+            tracing::error!("ChangeReplicaSet: invalid path, version or member set");
+            return false;
+        };
+        change_replica_set(Path::new(path), members, version)
+            .map_err(|e| tracing::error!("ChangeReplicaSet {path}: {e}"))
+            .is_ok()
     })
 }
 

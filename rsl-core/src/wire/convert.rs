@@ -65,6 +65,12 @@ impl WireVote {
         };
         Self { header, fields: vote_fields(vote, version) }
     }
+
+    /// The core's view of this vote (to re-encode a checkpoint's next vote in another
+    /// version).
+    pub fn into_core(self) -> Vote {
+        vote_into_core(self.header, self.fields)
+    }
 }
 
 impl WireMessage {
