@@ -310,6 +310,12 @@ fn callbacks_keep_the_legacy_contracts() {
         "restart replays the journal after the checkpoint"
     );
     assert_eq!(restarted.replica.read_state(|s| s.sum), summer.sum);
+    // Every replica executes everything before it stops, so each journal proves it all.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while nodes.iter().chain([&restarted]).any(|n| n.replica.read_state(|s| s.sum) != 1055) {
+        assert!(Instant::now() < deadline, "a replica did not execute everything");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     drop(restarted);
     drop(nodes);
 
@@ -530,6 +536,37 @@ fn full_logs_make_secondaries_checkpoint_and_covered_logs_go() {
     let loaded = expect(&restarted, "load", |h| matches!(h, Heard::Loaded(_)));
     assert!(matches!(loaded, Heard::Loaded(Some(_))), "{loaded:?}");
     assert_eq!(restarted.replica.read_state(|a| a.sum), total);
+    restarted.replica.unload().unwrap();
+    // Its checkpoints grown by 100 bytes, none loads, and the logs no longer reach decree
+    // 0: the start fails, naming each file and why, and changes nothing on disk.
+    let data = dir.join(id.as_str());
+    let codex: Vec<PathBuf> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "codex"))
+        .collect();
+    let grow = |by: &[u8]| {
+        for path in &codex {
+            let mut bytes = std::fs::read(path).unwrap();
+            if by.is_empty() {
+                bytes.truncate(bytes.len() - 100);
+            } else {
+                bytes.extend_from_slice(by);
+            }
+            std::fs::write(path, bytes).unwrap();
+        }
+    };
+    grow(&[0; 100]);
+    let (heard, _) = channel();
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let err = Replica::initialize(&config, members.clone(), &id, Version::V7, app).err().unwrap().to_string();
+    assert!(err.contains("no checkpoint loads") && err.contains("its header says"), "{err}");
+    for path in &codex {
+        assert!(err.contains(path.file_name().unwrap().to_str().unwrap()), "{err}");
+    }
+    grow(&[]);
+    let restarted = start_with(&config, &members, id.as_str(), None, Version::V7);
+    assert_eq!(restarted.replica.read_state(|a| a.sum), total, "nothing was lost");
     drop(restarted);
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);

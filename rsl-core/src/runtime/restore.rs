@@ -47,6 +47,7 @@ pub(super) fn restore<J: Journal>(
     }
     let oldest_log = list_logs(dir).map_err(|e| e.to_string())?.first().map(|(decree, _)| *decree);
     let mut loaded = None;
+    let mut rejected = Vec::new();
     for (decree, path) in list_checkpoints(dir).map_err(|e| e.to_string())? {
         if oldest_log.is_some_and(|first| first > decree.0 + 1) {
             return Err(format!(
@@ -63,15 +64,19 @@ pub(super) fn restore<J: Journal>(
                     loaded = Some((decree, reader.header().clone()));
                     break;
                 }
-                tracing::warn!("{}: load_state refused it; trying an older checkpoint", path.display());
+                rejected.push(format!("{}: load_state refused it", path.display()));
             }
-            Ok(_) => tracing::warn!("{}: its header names another decree; skipped", path.display()),
-            Err(e) => tracing::warn!("{e}; trying an older checkpoint"),
+            Ok(_) => rejected.push(format!("{}: its header names another decree", path.display())),
+            Err(e) => rejected.push(e.to_string()),
         }
+        tracing::warn!("{}; trying an older checkpoint", rejected[rejected.len() - 1]);
     }
     if loaded.is_none() {
         if let Some(first) = oldest_log.filter(|&first| first > 0) {
-            return Err(format!("no checkpoint loads and the oldest log starts at decree {first}, not 0"));
+            let why = if rejected.is_empty() { "none exists".to_owned() } else { rejected.join("; ") };
+            return Err(format!(
+                "no checkpoint loads ({why}) and the oldest log starts at decree {first}, not 0"
+            ));
         }
         if !load(None) {
             return Err("load_state(None) refused to start empty".to_owned());
