@@ -15,6 +15,7 @@ mod gateway;
 pub mod learn;
 mod learn_stream;
 mod outbox;
+pub mod ring;
 mod stats;
 mod tcp;
 
