@@ -1,6 +1,8 @@
 //! Transports move [`crate::paxos::Message`]s between replicas, behind [`Transport`]:
-//! [`TcpTransport`] is the legacy Paxos port (§4.12); [`ChannelTransport`] connects the
-//! replicas of one process over channels (tests, benchmarks).
+//! [`TcpTransport`] is the legacy Paxos port (§4.12); [`ShmTransport`] connects replicas
+//! on one host through rings in shared memory ([`ring`] is their protocol, shared with
+//! RDMA); [`ChannelTransport`] connects the replicas of one process over channels (tests,
+//! benchmarks).
 //!
 //! Layout: `tcp` owns sockets and threads; `gateway` turns untrusted stream bytes into
 //! admitted messages (every refusal counted); `outbox` is the bounded per-connection send
@@ -16,10 +18,12 @@ pub mod learn;
 mod learn_stream;
 mod outbox;
 pub mod ring;
+mod shm;
 mod stats;
 mod tcp;
 
 pub use channel::{ChannelNetwork, ChannelTransport};
+pub use shm::ShmTransport;
 pub use stats::{Refusal, TransportStats};
 pub use tcp::{Packet, TcpTransport};
 
@@ -101,6 +105,8 @@ pub enum StartError {
     Listen(std::io::Error),
     /// A thread could not be started.
     Thread(std::io::Error),
+    /// A shared-memory file could not be opened or mapped.
+    Shm(String),
 }
 
 impl fmt::Display for StartError {
@@ -110,6 +116,7 @@ impl fmt::Display for StartError {
             Self::Invalid(why) => write!(f, "invalid transport setting: {why}"),
             Self::Listen(e) => write!(f, "cannot listen on the Paxos port: {e}"),
             Self::Thread(e) => write!(f, "cannot start a transport thread: {e}"),
+            Self::Shm(why) => write!(f, "cannot open the shared-memory transport: {why}"),
         }
     }
 }

@@ -56,7 +56,7 @@ pub struct Full;
 impl Producer {
     /// A new session over a ring of `capacity` bytes (a multiple of 32, at least 128).
     pub fn new(capacity: u64, session: u64) -> Self {
-        assert!(capacity >= 128 && capacity % 32 == 0, "a ring of {capacity} bytes");
+        assert!(capacity >= 128 && capacity.is_multiple_of(32), "a ring of {capacity} bytes");
         Self { capacity, session, tail: 0 }
     }
 
@@ -142,8 +142,12 @@ impl Consumer {
 
     /// The next complete message below the published `tail`, if any. `read(at, buf)`
     /// fills `buf` from ring position `at` (wrapping), reading only bytes below `tail`.
-    pub fn pop(&mut self, tail: u64, mut read: impl FnMut(u64, &mut [u8])) -> Result<Option<Vec<u8>>, RingError> {
-        if tail < self.head || tail - self.head > self.capacity || tail % 8 != 0 {
+    pub fn pop(
+        &mut self,
+        tail: u64,
+        mut read: impl FnMut(u64, &mut [u8]),
+    ) -> Result<Option<Vec<u8>>, RingError> {
+        if tail < self.head || tail - self.head > self.capacity || !tail.is_multiple_of(8) {
             return Err(RingError::BadTail { tail, head: self.head });
         }
         while self.head < tail {
