@@ -40,3 +40,11 @@ fn pipelined_decrees_of_one_request_each_keep_flowing() {
     let stdout = bench(&["--no-kill", "--batch", "1", "--seconds", "2", "--json"]);
     assert!(stdout.contains("\"batch\":1"), "no JSON figures in the output");
 }
+
+#[test]
+fn the_shared_memory_transport_fails_over_as_tcp_does() {
+    let stdout = bench(&["--transport", "shm", "--kills", "3", "--seconds", "2", "--verbose"]);
+    for step in ["shm transport", "kill 3: SIGKILLed node", "replayed", "caught up", "duplicates 0"] {
+        assert!(stdout.contains(step), "no {step:?} in the output");
+    }
+}

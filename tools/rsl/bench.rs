@@ -93,6 +93,7 @@ struct Options {
     batch: u64,
     request_bytes: u64,
     journal: String,
+    transport: String,
     kills: usize,
     seconds: usize,
     json: bool,
@@ -142,6 +143,11 @@ impl Cluster {
         })
     }
 
+    /// Where `--transport shm` puts its rings: on tmpfs, never written back to a disk.
+    fn shm_dir(&self) -> PathBuf {
+        PathBuf::from("/dev/shm").join(self.dir.file_name().expect("a named temp dir"))
+    }
+
     fn start(&mut self, id: usize) -> Result<()> {
         let o = &self.options;
         let mut child = Command::new(&self.exe)
@@ -153,6 +159,8 @@ impl Cluster {
             .args(["--heartbeat-ms", &HEARTBEAT_MS.to_string()])
             .args(["--inflight", &o.inflight.to_string(), "--window", &o.window.to_string()])
             .args(["--batch", &o.batch.to_string(), "--journal", &o.journal])
+            .args(["--transport", &o.transport, "--shm-dir"])
+            .arg(self.shm_dir())
             .args(["--request-bytes", &o.request_bytes.to_string(), "--status-ms", &STATUS_MS.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -285,6 +293,7 @@ impl Drop for Cluster {
             let _ = process.child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(self.shm_dir());
     }
 }
 
@@ -313,7 +322,7 @@ fn secs(d: Duration) -> String {
 }
 
 const USAGE: &str =
-    "usage: rsl bench [--replicas 3|5] [--inflight 64] [--window 64] [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] \
+    "usage: rsl bench [--replicas 3|5] [--inflight 64] [--window 64] [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--transport tcp|shm] \
                      [--seconds 4] [--kills 1 | --no-kill] [--json] [--verbose]";
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -324,6 +333,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         batch: 1024,
         request_bytes: 128,
         journal: "file".to_owned(),
+        transport: "tcp".to_owned(),
         kills: 1,
         seconds: 4,
         json: false,
@@ -344,6 +354,13 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 let name = args.next().ok_or("--journal needs a value")?;
                 super::node::journal(name)?;
                 o.journal = name.clone();
+            }
+            "--transport" => {
+                let name = args.next().ok_or("--transport needs a value")?;
+                if !matches!(name.as_str(), "tcp" | "shm") {
+                    return Err(format!("--transport {name}: tcp or shm"));
+                }
+                o.transport = name.clone();
             }
             "--request-bytes" => o.request_bytes = number()?,
             "--seconds" => o.seconds = number()? as usize,
@@ -400,10 +417,11 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
     let (replicas, inflight, window, kills) =
         (cluster.options.replicas, cluster.options.inflight, cluster.options.window, cluster.options.kills);
     println!(
-        "rsl bench: {replicas} `rsl node` processes on 127.0.0.1-{replicas} (ports {}+), {} journals, \
+        "rsl bench: {replicas} `rsl node` processes on 127.0.0.1-{replicas} (ports {}+), {} transport, {} journals, \
          {inflight} requests of {} bytes in flight, window {window}, batch {}, election delay {ELECTION_DELAY_MS} ms, \
          {kills} kill(s)",
         cluster.base_port + 10,
+        cluster.options.transport,
         cluster.options.journal,
         cluster.options.request_bytes,
         cluster.options.batch,
@@ -516,11 +534,12 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
     );
     let after = after.as_ref().map_or("null".to_owned(), |a| a.ops_per_second.to_string());
     Ok(format!(
-        "{{\"replicas\":{replicas},\"inflight\":{inflight},\"window\":{window},\"batch\":{},\"journal\":\"{}\",\"request_bytes\":{},\
+        "{{\"replicas\":{replicas},\"inflight\":{inflight},\"window\":{window},\"batch\":{},\"transport\":\"{}\",\"journal\":\"{}\",\"request_bytes\":{},\
          \"ops_per_s\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"after_failover_ops_per_s\":{after},\
          \"kills\":{kills},\"failover_ms\":[{}],\"unplanned_elections\":{},\"handoffs_per_commit\":{HANDOFFS_PER_COMMIT},\
          \"requests\":{},\"acked\":{acked},\"duplicates\":0}}",
         cluster.options.batch,
+        cluster.options.transport,
         cluster.options.journal,
         cluster.options.request_bytes,
         steady.ops_per_second,

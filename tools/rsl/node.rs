@@ -14,6 +14,9 @@
 //! (one line; the latencies are submit → executed of this node's own requests in the
 //! interval, 0 when there were none).
 //!
+//! `--transport shm` exchanges Paxos messages through rings in `--shm-dir` (default
+//! `D/shm`; all members give the same) instead of TCP; the learn port stays TCP.
+//!
 //! With `--checkpoint-every N` the counter asks for a checkpoint after every N requests
 //! and loads the newest at start; without, the whole journal replays.
 //!
@@ -23,7 +26,7 @@
 use bytes::Bytes;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use rsl_core::paxos::{Config, Member, MemberId, MemberSet};
-use rsl_core::runtime::JournalKind;
+use rsl_core::runtime::{JournalKind, TransportKind};
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::transport::member_ip;
 use rsl_core::wire::Version;
@@ -129,6 +132,9 @@ struct Options {
     batch: usize,
     request_bytes: usize,
     journal: JournalKind,
+    /// `tcp` or `shm`.
+    transport: String,
+    shm_dir: Option<PathBuf>,
     status_ms: u64,
     checkpoint_every: u64,
     max_log_mb: u64,
@@ -147,6 +153,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         batch: 1024,
         request_bytes: 128,
         journal: JournalKind::File,
+        transport: "tcp".to_owned(),
+        shm_dir: None,
         status_ms: 1000,
         checkpoint_every: 0,
         max_log_mb: RslConfig::default().max_log_len_mb,
@@ -166,6 +174,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--window" => o.window = number()?,
             "--batch" => o.batch = number()? as usize,
             "--journal" => o.journal = journal(value)?,
+            "--transport" if matches!(value.as_str(), "tcp" | "shm") => o.transport = value.clone(),
+            "--transport" => return Err(format!("--transport {value}: tcp or shm")),
+            "--shm-dir" => o.shm_dir = Some(PathBuf::from(value)),
             "--request-bytes" => o.request_bytes = (number()? as usize).clamp(16, 1 << 20),
             "--status-ms" => o.status_ms = number()?.max(10),
             "--checkpoint-every" => o.checkpoint_every = number()?,
@@ -222,6 +233,13 @@ fn replica_config(o: &Options) -> Result<(MemberSet, MemberId, RslConfig), Strin
         core_override: Some(core),
         seed: u64::from(o.id) * 0x9e37_79b9,
         journal: o.journal,
+        transport: match o.transport.as_str() {
+            "shm" => TransportKind::Shm {
+                dir: o.shm_dir.clone().unwrap_or_else(|| o.dir.join("shm")),
+                ring_bytes: 8 << 20,
+            },
+            _ => TransportKind::Tcp,
+        },
         max_log_len_mb: o.max_log_mb,
         ..RslConfig::default()
     };
@@ -318,7 +336,7 @@ pub fn run(args: &[String]) -> ExitCode {
                 "rsl node: {e}\nusage: rsl node --id N --members 3 --dir D [--base-port P] \
                        [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--window 64] \
                        [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--status-ms 1000] \
-                       [--checkpoint-every 0] [--max-log-mb 100]"
+                       [--checkpoint-every 0] [--max-log-mb 100] [--transport tcp|shm] [--shm-dir D/shm]"
             );
             return ExitCode::from(2);
         }

@@ -3,6 +3,7 @@
 //! (legacy logs "Configuration Error" and `Initialize` returns false).
 
 use crate::paxos::{Config, ConfigError};
+use crate::transport::RdmaConfig;
 use std::path::PathBuf;
 
 const SECOND_US: u64 = 1_000_000;
@@ -57,6 +58,22 @@ pub struct RslConfig {
     pub seed: u64,
     /// Where the journal lives (rsl's addition: legacy has only `.log` files).
     pub journal: JournalKind,
+    /// How replicas exchange Paxos messages (rsl's addition: legacy has only TCP).
+    pub transport: TransportKind,
+}
+
+/// The Paxos-message transport of a replica; every member of a configuration must use the
+/// same. The learn port (catch-up, checkpoint transfer) is TCP with all of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The legacy Paxos port.
+    #[default]
+    Tcp,
+    /// Rings in shared memory, for replicas on one host: files in `dir` (on tmpfs, such
+    /// as `/dev/shm/<cluster>`), each ring `ring_bytes` long.
+    Shm { dir: PathBuf, ring_bytes: u64 },
+    /// Rings written by one-sided RDMA; needs the `rdma` cargo feature and a device.
+    Rdma(RdmaConfig),
 }
 
 /// The journal backend of a replica.
@@ -111,6 +128,7 @@ impl Default for RslConfig {
             core_override: None,
             seed: 0,
             journal: JournalKind::File,
+            transport: TransportKind::Tcp,
         }
     }
 }

@@ -32,7 +32,8 @@ mod replica;
 mod restore;
 mod state_machine;
 
-pub use config::{JournalKind, RslConfig, RslConfigError};
+pub use crate::transport::RdmaConfig;
+pub use config::{JournalKind, RslConfig, RslConfigError, TransportKind};
 pub use replay::{replay, replay_into_checkpoint};
 pub use replica::{Refused, Replica, ReplicaHealth, Stats};
 pub use state_machine::{ResponseCode, StateMachine};

@@ -1,7 +1,7 @@
 //! [`Replica`]: the application's handle on one replica (legacy `RSLStateMachine`'s
 //! non-virtual methods, spec §1.7).
 
-use super::config::{JournalKind, RslConfig};
+use super::config::{JournalKind, RslConfig, TransportKind};
 use super::engine::{Engine, Event, Inspect, View};
 use super::executor::{Callback, Executor};
 use super::journal::{self, Durable};
@@ -12,7 +12,7 @@ use super::{panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
 use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record, Rng};
 use crate::storage::{FileJournal, FileOptions, NvmJournal, NvmOptions};
 use crate::transport::learn::{LearnConfig, LearnServer};
-use crate::transport::{TcpTransport, Transport, TransportConfig};
+use crate::transport::{start_rdma, ShmTransport, TcpTransport, Transport, TransportConfig};
 use crate::wire::{Limits, Version};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Sender};
@@ -161,22 +161,26 @@ impl<S: StateMachine> Replica<S> {
             Limits::from_max_message_size_mb(config.max_message_size_mb.min(u64::from(u32::MAX)) as u32);
         let send_timeout = Duration::from_secs(config.send_timeout_sec);
         let receive_timeout = Duration::from_secs(config.receive_timeout_sec);
-        let transport = match transport {
-            Some(transport) => transport,
-            None => Box::new(
-                TcpTransport::start(TransportConfig {
-                    limits,
-                    send_timeout,
-                    receive_timeout,
-                    // A bound below the window would drop a burst of pipelined votes (legacy's
-                    // 10 was sized for one decree in flight).
-                    max_outstanding_per_replica: (config.max_outstanding_per_replica as usize)
-                        .max(2 * pipelined_window as usize + 8),
-                    listen_on_all_ips,
-                    ..TransportConfig::new(me.clone(), configuration.members, version)
-                })
-                .map_err(NodeError::Transport)?,
+        let transport_config = TransportConfig {
+            limits,
+            send_timeout,
+            receive_timeout,
+            // A bound below the window would drop a burst of pipelined votes (legacy's
+            // 10 was sized for one decree in flight).
+            max_outstanding_per_replica: (config.max_outstanding_per_replica as usize)
+                .max(2 * pipelined_window as usize + 8),
+            listen_on_all_ips,
+            ..TransportConfig::new(me.clone(), configuration.members, version)
+        };
+        let transport = match (transport, &config.transport) {
+            (Some(transport), _) => transport,
+            (None, TransportKind::Tcp) => {
+                Box::new(TcpTransport::start(transport_config).map_err(NodeError::Transport)?)
+            }
+            (None, TransportKind::Shm { dir, ring_bytes }) => Box::new(
+                ShmTransport::start(&transport_config, dir, *ring_bytes).map_err(NodeError::Transport)?,
             ),
+            (None, TransportKind::Rdma(rdma)) => start_rdma(transport_config, rdma).map_err(NodeError::Transport)?,
         };
         let learn = LearnServer::start(LearnConfig {
             limits,

@@ -94,6 +94,37 @@ impl TransportConfig {
     }
 }
 
+/// Where the RDMA transport finds its device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RdmaConfig {
+    /// The verbs device (`mlx5_0`, say); `None` takes the first one.
+    pub device: Option<String>,
+    /// Its port, from 1.
+    pub port: u8,
+    /// The GID table index (RoCE v2 is often 3; 0 on InfiniBand).
+    pub gid_index: u8,
+    /// Bytes of each receive ring.
+    pub ring_bytes: u64,
+}
+
+impl Default for RdmaConfig {
+    fn default() -> Self {
+        Self { device: None, port: 1, gid_index: 0, ring_bytes: 4 << 20 }
+    }
+}
+
+/// Starts the RDMA transport; without the `rdma` cargo feature, or without a device, it
+/// fails with an error that says which transport to configure instead.
+pub fn start_rdma(config: TransportConfig, rdma: &RdmaConfig) -> Result<Box<dyn Transport>, StartError> {
+    #[cfg(feature = "rdma")]
+    return rdma::RdmaTransport::start(config, rdma).map(|t| Box::new(t) as Box<dyn Transport>);
+    #[cfg(not(feature = "rdma"))]
+    {
+        let _ = (config, rdma);
+        Err(StartError::Rdma("rsl was built without the `rdma` feature; configure the tcp or shm transport".to_owned()))
+    }
+}
+
 /// Why [`TcpTransport::start`] failed.
 #[derive(Debug)]
 pub enum StartError {
@@ -107,6 +138,8 @@ pub enum StartError {
     Thread(std::io::Error),
     /// A shared-memory file could not be opened or mapped.
     Shm(String),
+    /// RDMA is not available (no feature, no device) or its set-up failed.
+    Rdma(String),
 }
 
 impl fmt::Display for StartError {
@@ -117,6 +150,7 @@ impl fmt::Display for StartError {
             Self::Listen(e) => write!(f, "cannot listen on the Paxos port: {e}"),
             Self::Thread(e) => write!(f, "cannot start a transport thread: {e}"),
             Self::Shm(why) => write!(f, "cannot open the shared-memory transport: {why}"),
+            Self::Rdma(why) => write!(f, "cannot start the RDMA transport: {why}"),
         }
     }
 }
