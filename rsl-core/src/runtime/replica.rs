@@ -180,7 +180,9 @@ impl<S: StateMachine> Replica<S> {
             (None, TransportKind::Shm { dir, ring_bytes }) => Box::new(
                 ShmTransport::start(&transport_config, dir, *ring_bytes).map_err(NodeError::Transport)?,
             ),
-            (None, TransportKind::Rdma(rdma)) => start_rdma(transport_config, rdma).map_err(NodeError::Transport)?,
+            (None, TransportKind::Rdma(rdma)) => {
+                start_rdma(transport_config, rdma).map_err(NodeError::Transport)?
+            }
         };
         let learn = LearnServer::start(LearnConfig {
             limits,

@@ -121,7 +121,9 @@ pub fn start_rdma(config: TransportConfig, rdma: &RdmaConfig) -> Result<Box<dyn 
     #[cfg(not(feature = "rdma"))]
     {
         let _ = (config, rdma);
-        Err(StartError::Rdma("rsl was built without the `rdma` feature; configure the tcp or shm transport".to_owned()))
+        Err(StartError::Rdma(
+            "rsl was built without the `rdma` feature; configure the tcp or shm transport".to_owned(),
+        ))
     }
 }
 
