@@ -464,6 +464,7 @@ static void test_cluster() {
     stats.m_cbSizeOfThisStruct = sizeof(stats);
     primary.GetStatisticsSnapshot(&stats);
     CHECK(stats.m_cDecreesExecuted > 0 && stats.m_cLogWrites > 0);
+    CHECK(stats.m_cLogWriteBytes >= 512 * stats.m_cLogWrites && stats.m_cVotingTimeMicroseconds > 0);
 
     // Fast reads: at once when seen, stale when too far ahead.
     unsigned long long seen = secondary.GetCurrentSequenceNumber();

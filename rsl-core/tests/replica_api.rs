@@ -289,7 +289,12 @@ fn callbacks_keep_the_legacy_contracts() {
         Heard::Read { cookie: 5, sum: 1055 }
     );
     assert!(!p.replica.replicas_information().is_empty(), "the primary reports its peers");
-    assert!(p.replica.statistics_snapshot().decrees_executed > 0);
+    let stats = p.replica.statistics_snapshot();
+    assert!(stats.decrees_executed > 0 && stats.log_writes > 0, "{stats:?}");
+    assert!(stats.log_write_bytes >= 512 * stats.log_writes, "each record is padded to 512: {stats:?}");
+    assert!(stats.voting_micros > 0 && stats.voting_max_micros > 0, "the primary times its votes: {stats:?}");
+    let again = p.replica.statistics_snapshot();
+    assert!(again.decrees_executed < stats.decrees_executed, "deltas since the last snapshot: {again:?}");
 
     // Unload: shut_down is the last callback; the replica restarts from its checkpoint.
     let mut nodes = nodes;
@@ -708,6 +713,11 @@ fn replicas_on_the_nvm_journal_commit_restart_and_serve_learners() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(back.replica.learned_votes() > 0, "it learned from its peers");
+    let served: Vec<_> = nodes.iter().map(|n| n.replica.statistics_snapshot()).collect();
+    assert!(
+        served.iter().any(|s| s.log_reads > 0 && s.log_read_bytes > 0),
+        "a peer counts the journal reads it served: {served:?}"
+    );
     drop(back);
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);

@@ -453,20 +453,21 @@ pub unsafe extern "C" fn rsl_replica_statistics(r: *const RslReplica, stats: *mu
             return RslResult::RSL_RESULT_INVALID_PARAMETER;
         }
         let s = replica.statistics_snapshot();
+        let u32_max = |v: u64| v.min(u64::from(u32::MAX)) as u32;
         *out = RslStats {
             size_of_this_struct: size_of::<RslStats>(),
             capture_time_in_microseconds: s.capture_time.as_micros() as u64,
             decrees_executed: s.decrees_executed,
-            log_reads: 0,
-            log_read_bytes: 0,
-            log_read_microseconds: 0,
-            log_read_max_microseconds: 0,
+            log_reads: s.log_reads,
+            log_read_bytes: s.log_read_bytes,
+            log_read_microseconds: s.log_read_micros,
+            log_read_max_microseconds: u32_max(s.log_read_max_micros),
             log_writes: s.log_writes,
-            log_write_bytes: 0,
+            log_write_bytes: s.log_write_bytes,
             log_write_microseconds: s.log_write_micros,
-            log_write_max_microseconds: s.log_write_max_micros.min(u64::from(u32::MAX)) as u32,
-            voting_time_microseconds: 0,
-            voting_time_max_microseconds: 0,
+            log_write_max_microseconds: u32_max(s.log_write_max_micros),
+            voting_time_microseconds: s.voting_micros,
+            voting_time_max_microseconds: u32_max(s.voting_max_micros),
         };
         RslResult::RSL_RESULT_SUCCESS
     })

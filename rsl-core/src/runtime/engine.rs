@@ -23,7 +23,7 @@ use crate::wire::{Version, WireVote};
 use bytes::Bytes;
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -117,6 +117,9 @@ pub(super) struct Engine<S: StateMachine> {
     pub relinquished: bool,
     /// Shut down: `Callback::ShutDown` was the last callback; end after this batch.
     pub stopping: bool,
+    /// On the primary, its decrees proposed and not yet executed, with when (for the
+    /// voting-time statistic).
+    pub proposed: VecDeque<(Decree, Instant)>,
 }
 
 impl<S: StateMachine> Engine<S> {
@@ -355,10 +358,27 @@ impl<S: StateMachine> Engine<S> {
             // Paxos re-sends what is lost; a full queue or a missing connection is normal.
             Action::Send { to, message } => drop(self.transport.send(&to, &message)),
             Action::Persist { token, record } => {
+                if let Record::Vote(vote) = &record {
+                    let ours = self.replica.is_primary() && vote.ballot.member == *self.replica.id();
+                    if ours && self.proposed.back().is_none_or(|(d, _)| *d < vote.decree) {
+                        self.proposed.push_back((vote.decree, Instant::now()));
+                    }
+                }
                 self.pending.push(record);
                 self.pending_token = Some(token);
             }
             Action::Execute { vote, cookies } => {
+                while let Some((decree, proposed)) = self.proposed.front().copied() {
+                    if decree > vote.decree {
+                        break;
+                    }
+                    self.proposed.pop_front();
+                    if decree == vote.decree {
+                        let micros = proposed.elapsed().as_micros() as u64;
+                        self.published.voting_micros.fetch_add(micros, Ordering::Relaxed);
+                        self.published.voting_max_micros.fetch_max(micros, Ordering::Relaxed);
+                    }
+                }
                 let cookies = cookies.map(|ids| {
                     let take =
                         |id| self.cookies.remove(&id).expect("the core returns only cookies it was given");
@@ -384,6 +404,7 @@ impl<S: StateMachine> Engine<S> {
             Action::AskCanBecomePrimary => self.callback(Callback::CanBecomePrimary)?,
             Action::NotifyStatus { primary } => {
                 self.published.primary.store(primary, Ordering::Release);
+                self.proposed.clear();
                 self.callback(Callback::NotifyStatus(primary))?;
             }
             Action::NotifyPrimaryRecovered => self.callback(Callback::PrimaryRecovered)?,

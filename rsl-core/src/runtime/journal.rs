@@ -18,14 +18,14 @@ use std::time::Instant;
 
 /// What the writer needs of a journal, whichever backend.
 pub(super) trait Durable: Send {
-    fn append(&mut self, record: &Record) -> Result<(), AppendError>;
+    fn append(&mut self, record: &Record) -> Result<usize, AppendError>;
     fn sync(&mut self) -> std::io::Result<()>;
     /// The first decree of the file being appended to; it changes at each new log file.
     fn current_log(&self) -> u64;
 }
 
 impl Durable for FileJournal {
-    fn append(&mut self, record: &Record) -> Result<(), AppendError> {
+    fn append(&mut self, record: &Record) -> Result<usize, AppendError> {
         Journal::append(self, record)
     }
 
@@ -40,7 +40,7 @@ impl Durable for FileJournal {
 
 /// One file that never rotates.
 impl Durable for NvmJournal {
-    fn append(&mut self, record: &Record) -> Result<(), AppendError> {
+    fn append(&mut self, record: &Record) -> Result<usize, AppendError> {
         Journal::append(self, record)
     }
 
@@ -96,7 +96,9 @@ fn write_loop<C>(
             published.log_writes.fetch_add(writes.records.len() as u64, Ordering::Relaxed);
             for record in &writes.records {
                 if result.is_ok() {
-                    result = journal.append(record).map_err(|e| e.to_string());
+                    result = journal.append(record).map_err(|e| e.to_string()).map(|bytes| {
+                        published.log_write_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                    });
                 }
             }
         }

@@ -67,8 +67,12 @@ pub(crate) struct Published {
     pub learned: AtomicU64,
     pub decrees_executed: AtomicU64,
     pub log_writes: AtomicU64,
+    pub log_write_bytes: AtomicU64,
     pub log_write_micros: AtomicU64,
     pub log_write_max_micros: AtomicU64,
+    /// On the primary: from persisting its vote for a decree to executing it.
+    pub voting_micros: AtomicU64,
+    pub voting_max_micros: AtomicU64,
 }
 
 impl Default for Published {
@@ -83,8 +87,11 @@ impl Default for Published {
             learned: AtomicU64::new(0),
             decrees_executed: AtomicU64::new(0),
             log_writes: AtomicU64::new(0),
+            log_write_bytes: AtomicU64::new(0),
             log_write_micros: AtomicU64::new(0),
             log_write_max_micros: AtomicU64::new(0),
+            voting_micros: AtomicU64::new(0),
+            voting_max_micros: AtomicU64::new(0),
         }
     }
 }

@@ -11,15 +11,15 @@ use super::state_machine::{ResponseCode, StateMachine};
 use super::{panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
 use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record, Rng};
 use crate::storage::{FileJournal, FileOptions, NvmJournal, NvmOptions};
-use crate::transport::learn::{LearnConfig, LearnServer};
+use crate::transport::learn::{LearnConfig, LearnServer, LogReads};
 use crate::transport::{start_rdma, ShmTransport, TcpTransport, Transport, TransportConfig};
 use crate::wire::{Limits, Version};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,9 +43,19 @@ pub struct ReplicaHealth {
 pub struct Stats {
     pub capture_time: Duration,
     pub decrees_executed: u64,
+    /// Journal reads serving learners (FetchVotes on the learn port).
+    pub log_reads: u64,
+    pub log_read_bytes: u64,
+    pub log_read_micros: u64,
+    pub log_read_max_micros: u64,
+    /// Records journaled, their bytes, and the time of the group commits that wrote them.
     pub log_writes: u64,
+    pub log_write_bytes: u64,
     pub log_write_micros: u64,
     pub log_write_max_micros: u64,
+    /// On the primary: from persisting its vote for a decree to executing it.
+    pub voting_micros: u64,
+    pub voting_max_micros: u64,
 }
 
 /// A running replica of the application `S`. Dropping it unloads it.
@@ -58,7 +68,9 @@ pub struct Replica<S: StateMachine> {
     app: Arc<RwLock<S>>,
     fast_read_threshold: u64,
     threads: Option<Threads>,
-    last_stats: parking_lot::Mutex<(Instant, Stats)>,
+    /// When the previous statistics snapshot was taken.
+    last_stats: parking_lot::Mutex<Instant>,
+    log_reads: Arc<LogReads>,
     recovered_records: usize,
 }
 
@@ -184,8 +196,10 @@ impl<S: StateMachine> Replica<S> {
                 start_rdma(transport_config, rdma).map_err(NodeError::Transport)?
             }
         };
+        let log_reads = Arc::new(LogReads::default());
         let learn = LearnServer::start(LearnConfig {
             limits,
+            log_reads: Arc::clone(&log_reads),
             send_timeout,
             receive_timeout,
             listen_on_all_ips,
@@ -242,6 +256,7 @@ impl<S: StateMachine> Replica<S> {
             paused: false,
             relinquished: false,
             stopping: false,
+            proposed: VecDeque::new(),
         };
         let engine = spawn(format!("rsl-engine-{me}"), move || engine.run())?;
         let mut replica = Self {
@@ -253,7 +268,8 @@ impl<S: StateMachine> Replica<S> {
             app,
             fast_read_threshold: config.fast_read_seq_threshold,
             threads: Some(Threads { engine, executor, readers }),
-            last_stats: parking_lot::Mutex::new((Instant::now(), Stats::default())),
+            last_stats: parking_lot::Mutex::new(Instant::now()),
+            log_reads,
             recovered_records,
         };
         if ready.recv().is_err() {
@@ -406,25 +422,24 @@ impl<S: StateMachine> Replica<S> {
         .unwrap_or_default()
     }
 
-    /// Legacy `GetStatisticsSnapshot`: counters since the previous call.
+    /// Legacy `GetStatisticsSnapshot`: counters since the previous call, which it resets.
     pub fn statistics_snapshot(&self) -> Stats {
-        let p = &self.published;
-        let total = Stats {
-            capture_time: Duration::ZERO,
-            decrees_executed: p.decrees_executed.load(Ordering::Relaxed),
-            log_writes: p.log_writes.load(Ordering::Relaxed),
-            log_write_micros: p.log_write_micros.load(Ordering::Relaxed),
-            log_write_max_micros: p.log_write_max_micros.swap(0, Ordering::Relaxed),
-        };
-        let mut last = self.last_stats.lock();
-        let (since, before) = *last;
-        *last = (Instant::now(), total);
+        let take = |counter: &AtomicU64| counter.swap(0, Ordering::Relaxed);
+        let (p, r) = (&self.published, &self.log_reads);
+        let since = std::mem::replace(&mut *self.last_stats.lock(), Instant::now());
         Stats {
             capture_time: since.elapsed(),
-            decrees_executed: total.decrees_executed - before.decrees_executed,
-            log_writes: total.log_writes - before.log_writes,
-            log_write_micros: total.log_write_micros - before.log_write_micros,
-            log_write_max_micros: total.log_write_max_micros,
+            decrees_executed: take(&p.decrees_executed),
+            log_reads: take(&r.reads),
+            log_read_bytes: take(&r.bytes),
+            log_read_micros: take(&r.micros),
+            log_read_max_micros: take(&r.max_micros),
+            log_writes: take(&p.log_writes),
+            log_write_bytes: take(&p.log_write_bytes),
+            log_write_micros: take(&p.log_write_micros),
+            log_write_max_micros: take(&p.log_write_max_micros),
+            voting_micros: take(&p.voting_micros),
+            voting_max_micros: take(&p.voting_max_micros),
         }
     }
 

@@ -119,7 +119,7 @@ impl Journal for FileJournal {
         Ok((journal, recovery))
     }
 
-    fn append(&mut self, record: &Record) -> Result<(), AppendError> {
+    fn append(&mut self, record: &Record) -> Result<usize, AppendError> {
         self.health.check()?;
         let bytes = self.encoder.encode(record).map_err(AppendError::Encode)?;
         if let Record::Vote(vote) = record {
@@ -140,7 +140,7 @@ impl Journal for FileJournal {
         self.pending.resize(start + record_len(bytes.len()), 0);
         self.encoder.observe(record);
         self.unsynced = true;
-        Ok(())
+        Ok(record_len(bytes.len()))
     }
 
     fn sync(&mut self) -> io::Result<()> {

@@ -46,7 +46,8 @@ pub trait Journal: Sized {
     fn open(dir: &Path, options: Self::Options) -> Result<(Self, Recovery), RecoverError>;
 
     /// Appends one record. It is durable only once a later [`Journal::sync`] returns.
-    fn append(&mut self, record: &Record) -> Result<(), AppendError>;
+    /// Returns the bytes it takes in the journal.
+    fn append(&mut self, record: &Record) -> Result<usize, AppendError>;
 
     /// Makes every record appended so far durable with one device flush (group commit).
     fn sync(&mut self) -> io::Result<()>;

@@ -100,7 +100,7 @@ impl Journal for NvmJournal {
         Ok(opened)
     }
 
-    fn append(&mut self, record: &Record) -> Result<(), AppendError> {
+    fn append(&mut self, record: &Record) -> Result<usize, AppendError> {
         NvmJournal::append(self, record)
     }
 
@@ -148,7 +148,7 @@ impl<M: Medium> NvmJournal<M> {
     }
 
     /// [`Journal::append`].
-    pub fn append(&mut self, record: &Record) -> Result<(), AppendError> {
+    pub fn append(&mut self, record: &Record) -> Result<usize, AppendError> {
         self.health.check()?;
         let payload = self.encoder.encode(record).map_err(AppendError::Encode)?;
         let total = (RECORD_HEADER + payload.len()).next_multiple_of(CACHE_LINE);
@@ -167,7 +167,7 @@ impl<M: Medium> NvmJournal<M> {
         map[at..at + 8].copy_from_slice(&checksum.to_le_bytes());
         self.end += total;
         self.encoder.observe(record);
-        Ok(())
+        Ok(total)
     }
 
     /// [`Journal::sync`].

@@ -61,6 +61,18 @@ pub struct LearnConfig {
     pub max_connections: usize,
     /// Listen on every address (`EnableListenOnAllIPs`); otherwise on this member's IP.
     pub listen_on_all_ips: bool,
+    /// Counts the journal reads that serve FetchVotes (legacy `RSLStats` log reads).
+    pub log_reads: Arc<LogReads>,
+}
+
+/// Journal reads serving learners, for legacy `RSLStats`: cumulative, shared with the
+/// runtime that reports them.
+#[derive(Debug, Default)]
+pub struct LogReads {
+    pub reads: AtomicU64,
+    pub bytes: AtomicU64,
+    pub micros: AtomicU64,
+    pub max_micros: AtomicU64,
 }
 
 impl LearnConfig {
@@ -76,6 +88,7 @@ impl LearnConfig {
             receive_timeout: Duration::from_secs(5),
             max_connections: 16,
             listen_on_all_ips: false,
+            log_reads: Arc::default(),
         }
     }
 }
@@ -305,7 +318,15 @@ fn serve(shared: &Shared, stream: &TcpStream) {
     // A failed write means the client left or stalled; there is no one to tell.
     let _ = match body {
         WireBody::FetchVotes => {
-            send_votes(&config.data_dir, header.decree.0, &config.limits, &mut out, &stopped)
+            let started = Instant::now();
+            let mut counted = Counted { inner: &mut out, bytes: 0 };
+            let sent = send_votes(&config.data_dir, header.decree.0, &config.limits, &mut counted, &stopped);
+            let (reads, micros) = (&config.log_reads, started.elapsed().as_micros() as u64);
+            reads.reads.fetch_add(1, Ordering::Relaxed);
+            reads.bytes.fetch_add(counted.bytes, Ordering::Relaxed);
+            reads.micros.fetch_add(micros, Ordering::Relaxed);
+            reads.max_micros.fetch_max(micros, Ordering::Relaxed);
+            sent
         }
         WireBody::FetchCheckpoint => send_checkpoint(&config.data_dir, header.decree, &mut out, &stopped),
         WireBody::StatusQuery => send_status(shared, header, &mut out),
@@ -315,6 +336,24 @@ fn serve(shared: &Shared, stream: &TcpStream) {
         }
     }
     .and_then(|()| out.flush());
+}
+
+/// A writer that counts what passes through it.
+struct Counted<'a, W> {
+    inner: &'a mut W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A socket read whose timeout is what is left until `deadline`.
