@@ -4,6 +4,7 @@
 //!   of half the round trip;
 //! - throughput: one side streams votes as fast as the transport takes them (retrying
 //!   when its queue is full), the other counts what arrives (a transport may drop).
+//!
 //! The 3-replica commit is measured by `rsl bench --transport tcp|shm` (README).
 //!
 //! Run: `cargo bench -p rsl-core --bench transport` (table) or `-- --json`.

@@ -3,8 +3,8 @@
 
 use rsl_core::paxos::{Config, Decree, Member, MemberId, MemberSet};
 use rsl_core::runtime::{
-    replay, replay_into_checkpoint, JournalKind, Replica, ResponseCode, RslConfig, RslConfigError,
-    StateMachine,
+    replay, replay_into_checkpoint, JournalKind, RdmaConfig, Replica, ResponseCode, RslConfig,
+    RslConfigError, StateMachine, TransportKind,
 };
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::transport::{member_ip, ChannelNetwork};
@@ -720,5 +720,19 @@ fn replicas_on_the_nvm_journal_commit_restart_and_serve_learners() {
     );
     drop(back);
     drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_rdma_transport_refuses_to_start_and_names_the_alternatives() {
+    let dir = temp_dir("rdma");
+    let one = MemberSet::new(members().members()[..1].to_vec(), Default::default()).unwrap();
+    let config = RslConfig { transport: TransportKind::Rdma(RdmaConfig::default()), ..config(&dir) };
+    let (heard, _) = channel();
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let err =
+        Replica::initialize(&config, one, &MemberId::new("1").unwrap(), Version::V7, app).err().unwrap();
+    let err = err.to_string();
+    assert!(err.contains("RDMA transport is not built") && err.contains("tcp or shm"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

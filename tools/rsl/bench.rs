@@ -17,7 +17,7 @@
 //! last status line, so a killed process's last 250 ms of them are not checked.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -143,9 +143,15 @@ impl Cluster {
         })
     }
 
-    /// Where `--transport shm` puts its rings: on tmpfs, never written back to a disk.
+    /// Where `--transport shm` puts its rings: on tmpfs (never written back to a disk)
+    /// where the machine has `/dev/shm`, else beside the journals.
     fn shm_dir(&self) -> PathBuf {
-        PathBuf::from("/dev/shm").join(self.dir.file_name().expect("a named temp dir"))
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            shm.join(self.dir.file_name().expect("a named temp dir"))
+        } else {
+            self.dir.join("shm")
+        }
     }
 
     fn start(&mut self, id: usize) -> Result<()> {

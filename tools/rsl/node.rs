@@ -236,7 +236,7 @@ fn replica_config(o: &Options) -> Result<(MemberSet, MemberId, RslConfig), Strin
         transport: match o.transport.as_str() {
             "shm" => TransportKind::Shm {
                 dir: o.shm_dir.clone().unwrap_or_else(|| o.dir.join("shm")),
-                ring_bytes: 8 << 20,
+                ring_bytes: 4 << 20,
             },
             _ => TransportKind::Tcp,
         },

@@ -72,7 +72,7 @@ pub enum TransportKind {
     /// Rings in shared memory, for replicas on one host: files in `dir` (on tmpfs, such
     /// as `/dev/shm/<cluster>`), each ring `ring_bytes` long.
     Shm { dir: PathBuf, ring_bytes: u64 },
-    /// Rings written by one-sided RDMA; needs the `rdma` cargo feature and a device.
+    /// Rings written by one-sided RDMA. Not built yet: starting a replica with it fails.
     Rdma(RdmaConfig),
 }
 

@@ -113,18 +113,13 @@ impl Default for RdmaConfig {
     }
 }
 
-/// Starts the RDMA transport; without the `rdma` cargo feature, or without a device, it
-/// fails with an error that says which transport to configure instead.
+/// The RDMA transport: not built yet. It fails, saying so and naming the transports to
+/// configure instead.
 pub fn start_rdma(config: TransportConfig, rdma: &RdmaConfig) -> Result<Box<dyn Transport>, StartError> {
-    #[cfg(feature = "rdma")]
-    return rdma::RdmaTransport::start(config, rdma).map(|t| Box::new(t) as Box<dyn Transport>);
-    #[cfg(not(feature = "rdma"))]
-    {
-        let _ = (config, rdma);
-        Err(StartError::Rdma(
-            "rsl was built without the `rdma` feature; configure the tcp or shm transport".to_owned(),
-        ))
-    }
+    let _ = (config, rdma);
+    Err(StartError::Rdma(
+        "the RDMA transport is not built yet; configure the tcp or shm transport".to_owned(),
+    ))
 }
 
 /// Why [`TcpTransport::start`] failed.
