@@ -57,19 +57,20 @@ pub(super) fn restore<J: Journal>(
                 oldest_log.unwrap_or_default()
             ));
         }
-        match CheckpointReader::open(&path) {
+        let why = match CheckpointReader::open(&path) {
             Ok(mut reader) if reader.header().last_executed == decree => {
                 let accepted = if reader.header().state_saved { load(Some(&mut reader)) } else { load(None) };
                 if accepted {
                     loaded = Some((decree, reader.header().clone()));
                     break;
                 }
-                rejected.push(format!("{}: load_state refused it", path.display()));
+                format!("{}: load_state refused it", path.display())
             }
-            Ok(_) => rejected.push(format!("{}: its header names another decree", path.display())),
-            Err(e) => rejected.push(e.to_string()),
-        }
-        tracing::warn!("{}; trying an older checkpoint", rejected[rejected.len() - 1]);
+            Ok(_) => format!("{}: its header names another decree", path.display()),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!("{why}; trying an older checkpoint");
+        rejected.push(why);
     }
     if loaded.is_none() {
         if let Some(first) = oldest_log.filter(|&first| first > 0) {
