@@ -8,7 +8,7 @@
 //! every message sent gets through (no lost credit, no deadlock).
 
 use proptest::prelude::*;
-use rsl_core::transport::ring::{read_wrapped, write_wrapped, Consumer, Full, Producer, RingError};
+use rsl_core::transport::ring::{Consumer, Full, Producer, RingError};
 use std::collections::VecDeque;
 
 #[derive(Clone, Debug)]
@@ -245,4 +245,21 @@ fn the_model_catches_a_sender_that_ignores_credits() {
         let frame = model.producer.frame(&[1; 400], false, head).unwrap();
         model.write(frame.at, &frame.bytes);
     }
+}
+
+/// Copies `bytes` into the model ring at position `at`, wrapping at its end.
+fn write_wrapped(ring: &mut [u8], at: u64, bytes: &[u8]) {
+    let start = (at % ring.len() as u64) as usize;
+    let first = bytes.len().min(ring.len() - start);
+    ring[start..start + first].copy_from_slice(&bytes[..first]);
+    ring[..bytes.len() - first].copy_from_slice(&bytes[first..]);
+}
+
+/// Fills `buf` from `ring` at position `at`, wrapping at its end.
+fn read_wrapped(ring: &[u8], at: u64, buf: &mut [u8]) {
+    let start = (at % ring.len() as u64) as usize;
+    let first = buf.len().min(ring.len() - start);
+    buf[..first].copy_from_slice(&ring[start..start + first]);
+    let rest = buf.len() - first;
+    buf[first..].copy_from_slice(&ring[..rest]);
 }

@@ -200,21 +200,3 @@ fn checksum(session: u64, at: u64, len_and_flags: &[u8], payload: &[u8]) -> u64 
     key[16..].copy_from_slice(len_and_flags);
     fingerprint_continue(fingerprint(&key), payload)
 }
-
-/// Copies `bytes` into `ring` at position `at`, wrapping at its end (for a transport
-/// whose ring is local memory, and for tests).
-pub fn write_wrapped(ring: &mut [u8], at: u64, bytes: &[u8]) {
-    let start = (at % ring.len() as u64) as usize;
-    let first = bytes.len().min(ring.len() - start);
-    ring[start..start + first].copy_from_slice(&bytes[..first]);
-    ring[..bytes.len() - first].copy_from_slice(&bytes[first..]);
-}
-
-/// Fills `buf` from `ring` at position `at`, wrapping at its end.
-pub fn read_wrapped(ring: &[u8], at: u64, buf: &mut [u8]) {
-    let start = (at % ring.len() as u64) as usize;
-    let first = buf.len().min(ring.len() - start);
-    buf[..first].copy_from_slice(&ring[start..start + first]);
-    let rest = buf.len() - first;
-    buf[first..].copy_from_slice(&ring[..rest]);
-}
