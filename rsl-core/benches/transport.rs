@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use rsl_core::paxos::{Ballot, Body, Decree, Member, MemberId, MemberSet, Message, Vote, VoteBody};
-use rsl_core::transport::{member_ip, SendError, ShmTransport, TcpTransport, Transport, TransportConfig};
+use rsl_core::transport::{member_ip, start_shm, SendError, TcpTransport, Transport, TransportConfig};
 use rsl_core::wire::Version;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ fn pair(kind: &str, run: usize) -> (Box<dyn Transport>, Box<dyn Transport>) {
                 std::process::id()
             ));
             let _ = std::fs::remove_dir_all(&dir);
-            let start = |n| ShmTransport::start(&config(n), &dir, 8 << 20).expect("shm");
+            let start = |n| start_shm(&config(n), &dir, 8 << 20).expect("shm");
             (Box::new(start(1)), Box::new(start(2)))
         }
     }

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use rsl_core::paxos::{Ballot, Body, Decree, Member, MemberId, MemberSet, Message, Vote, VoteBody};
-use rsl_core::transport::{SendError, ShmTransport, Transport, TransportConfig};
+use rsl_core::transport::{start_shm, RingTransport, SendError, Transport, TransportConfig};
 use rsl_core::wire::Version;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,12 +31,12 @@ fn dir(name: &str) -> PathBuf {
     dir
 }
 
-fn start(me: &str, dir: &Path) -> ShmTransport {
+fn start(me: &str, dir: &Path) -> RingTransport {
     let config = TransportConfig {
         max_outstanding_per_replica: 64,
         ..TransportConfig::new(id(me), members(), Version::V7)
     };
-    ShmTransport::start(&config, dir, RING).unwrap()
+    start_shm(&config, dir, RING).unwrap()
 }
 
 /// A vote from `from` for `decree` carrying `len` bytes.
@@ -46,7 +46,7 @@ fn vote(from: &str, decree: u64, len: usize) -> Message {
     Message { from: id(from), configuration: 1, body: Body::Vote(Arc::new(v)) }
 }
 
-fn recv(t: &ShmTransport) -> Message {
+fn recv(t: &RingTransport) -> Message {
     t.events().recv_timeout(WAIT).expect("a message within the deadline").1
 }
 
@@ -162,6 +162,6 @@ fn a_ring_of_another_size_is_refused_at_start() {
     let dir = dir("size");
     let _one = start("1", &dir);
     let config = TransportConfig::new(id("2"), members(), Version::V7);
-    let err = ShmTransport::start(&config, &dir, 2 * RING).err().expect("refused").to_string();
+    let err = start_shm(&config, &dir, 2 * RING).err().expect("refused").to_string();
     assert!(err.contains("another ring size"), "{err}");
 }

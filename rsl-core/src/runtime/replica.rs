@@ -12,7 +12,7 @@ use super::{panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
 use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record, Rng};
 use crate::storage::{FileJournal, FileOptions, NvmJournal, NvmOptions};
 use crate::transport::learn::{LearnConfig, LearnServer, LogReads};
-use crate::transport::{start_rdma, ShmTransport, TcpTransport, Transport, TransportConfig};
+use crate::transport::{start_rdma, start_shm, TcpTransport, Transport, TransportConfig};
 use crate::wire::{Limits, Version};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Sender};
@@ -189,9 +189,9 @@ impl<S: StateMachine> Replica<S> {
             (None, TransportKind::Tcp) => {
                 Box::new(TcpTransport::start(transport_config).map_err(NodeError::Transport)?)
             }
-            (None, TransportKind::Shm { dir, ring_bytes }) => Box::new(
-                ShmTransport::start(&transport_config, dir, *ring_bytes).map_err(NodeError::Transport)?,
-            ),
+            (None, TransportKind::Shm { dir, ring_bytes }) => {
+                Box::new(start_shm(&transport_config, dir, *ring_bytes).map_err(NodeError::Transport)?)
+            }
             (None, TransportKind::Rdma(rdma)) => {
                 start_rdma(transport_config, rdma).map_err(NodeError::Transport)?
             }

@@ -1,7 +1,8 @@
 //! Transports move [`crate::paxos::Message`]s between replicas, behind [`Transport`]:
-//! [`TcpTransport`] is the legacy Paxos port (§4.12); [`ShmTransport`] connects replicas
-//! on one host through rings in shared memory ([`ring`] is their protocol, shared with
-//! RDMA); [`ChannelTransport`] connects the replicas of one process over channels (tests,
+//! [`TcpTransport`] is the legacy Paxos port (§4.12); [`RingTransport`] carries messages
+//! through rings the sender writes one-sidedly ([`ring`] is their protocol), in shared
+//! memory between replicas on one host ([`start_shm`]) or over RDMA ([`start_rdma`]);
+//! [`ChannelTransport`] connects the replicas of one process over channels (tests,
 //! benchmarks).
 //!
 //! Layout: `tcp` owns sockets and threads; `gateway` turns untrusted stream bytes into
@@ -18,12 +19,14 @@ pub mod learn;
 mod learn_stream;
 mod outbox;
 pub mod ring;
+mod ring_transport;
 mod shm;
 mod stats;
 mod tcp;
 
 pub use channel::{ChannelNetwork, ChannelTransport};
-pub use shm::ShmTransport;
+pub use ring_transport::RingTransport;
+pub use shm::start_shm;
 pub use stats::{Refusal, TransportStats};
 pub use tcp::{Packet, TcpTransport};
 
