@@ -193,7 +193,7 @@ impl<S: StateMachine> Replica<S> {
                 Box::new(start_shm(&transport_config, dir, *ring_bytes).map_err(NodeError::Transport)?)
             }
             (None, TransportKind::Rdma(rdma)) => {
-                start_rdma(transport_config, rdma).map_err(NodeError::Transport)?
+                Box::new(start_rdma(&transport_config, rdma).map_err(NodeError::Transport)?)
             }
         };
         let log_reads = Arc::new(LogReads::default());

@@ -18,6 +18,7 @@ mod gateway;
 pub mod learn;
 mod learn_stream;
 mod outbox;
+mod rdma;
 pub mod ring;
 mod ring_transport;
 mod shm;
@@ -25,6 +26,7 @@ mod stats;
 mod tcp;
 
 pub use channel::{ChannelNetwork, ChannelTransport};
+pub use rdma::start_rdma;
 pub use ring_transport::RingTransport;
 pub use shm::start_shm;
 pub use stats::{Refusal, TransportStats};
@@ -114,15 +116,6 @@ impl Default for RdmaConfig {
     fn default() -> Self {
         Self { device: None, port: 1, gid_index: 0, ring_bytes: 4 << 20 }
     }
-}
-
-/// The RDMA transport: not built yet. It fails, saying so and naming the transports to
-/// configure instead.
-pub fn start_rdma(config: TransportConfig, rdma: &RdmaConfig) -> Result<Box<dyn Transport>, StartError> {
-    let _ = (config, rdma);
-    Err(StartError::Rdma(
-        "the RDMA transport is not built yet; configure the tcp or shm transport".to_owned(),
-    ))
 }
 
 /// Why [`TcpTransport::start`] failed.

@@ -306,7 +306,7 @@ pub struct RingTransport {
     bell: Arc<dyn Doorbell>,
     poller: Option<std::thread::JoinHandle<()>>,
     /// What else the medium runs (RDMA's connection threads), stopped after the poller.
-    medium: Option<Box<dyn FnOnce() + Send>>,
+    medium: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 impl RingTransport {
@@ -317,7 +317,7 @@ impl RingTransport {
         name: &str,
         peers: Vec<PeerLines>,
         bell: Arc<dyn Doorbell>,
-        medium_stop: Option<Box<dyn FnOnce() + Send>>,
+        medium_stop: Option<Box<dyn FnOnce() + Send + Sync>>,
     ) -> Result<Self, StartError> {
         let mut outgoing = HashMap::new();
         let mut incoming = Vec::new();
