@@ -328,7 +328,7 @@ fn secs(d: Duration) -> String {
 }
 
 const USAGE: &str =
-    "usage: rsl bench [--replicas 3|5] [--inflight 64] [--window 64] [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--transport tcp|shm] \
+    "usage: rsl bench [--replicas 3|5] [--inflight 64] [--window 64] [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--transport tcp|shm|rdma] \
                      [--seconds 4] [--kills 1 | --no-kill] [--json] [--verbose]";
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -363,8 +363,8 @@ fn parse_options(args: &[String]) -> Result<Options> {
             }
             "--transport" => {
                 let name = args.next().ok_or("--transport needs a value")?;
-                if !matches!(name.as_str(), "tcp" | "shm") {
-                    return Err(format!("--transport {name}: tcp or shm"));
+                if !matches!(name.as_str(), "tcp" | "shm" | "rdma") {
+                    return Err(format!("--transport {name}: tcp, shm or rdma"));
                 }
                 o.transport = name.clone();
             }

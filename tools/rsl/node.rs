@@ -15,7 +15,10 @@
 //! interval, 0 when there were none).
 //!
 //! `--transport shm` exchanges Paxos messages through rings in `--shm-dir` (default
-//! `D/shm`; all members give the same) instead of TCP; the learn port stays TCP.
+//! `D/shm`; all members give the same) instead of TCP; `--transport rdma` writes them into
+//! the peers' rings over RDMA (`--rdma-device`, default the first; `--rdma-port`, default
+//! 1; `--rdma-gid-index`, default 0; a build with the `rdma` feature). The learn port
+//! stays TCP.
 //!
 //! With `--checkpoint-every N` the counter asks for a checkpoint after every N requests
 //! and loads the newest at start; without, the whole journal replays.
@@ -26,7 +29,7 @@
 use bytes::Bytes;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use rsl_core::paxos::{Config, Member, MemberId, MemberSet};
-use rsl_core::runtime::{JournalKind, TransportKind};
+use rsl_core::runtime::{JournalKind, RdmaConfig, TransportKind};
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::transport::member_ip;
 use rsl_core::wire::Version;
@@ -132,9 +135,10 @@ struct Options {
     batch: usize,
     request_bytes: usize,
     journal: JournalKind,
-    /// `tcp` or `shm`.
+    /// `tcp`, `shm` or `rdma`.
     transport: String,
     shm_dir: Option<PathBuf>,
+    rdma: RdmaConfig,
     status_ms: u64,
     checkpoint_every: u64,
     max_log_mb: u64,
@@ -155,6 +159,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         journal: JournalKind::File,
         transport: "tcp".to_owned(),
         shm_dir: None,
+        rdma: RdmaConfig::default(),
         status_ms: 1000,
         checkpoint_every: 0,
         max_log_mb: RslConfig::default().max_log_len_mb,
@@ -174,9 +179,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--window" => o.window = number()?,
             "--batch" => o.batch = number()? as usize,
             "--journal" => o.journal = journal(value)?,
-            "--transport" if matches!(value.as_str(), "tcp" | "shm") => o.transport = value.clone(),
-            "--transport" => return Err(format!("--transport {value}: tcp or shm")),
+            "--transport" if matches!(value.as_str(), "tcp" | "shm" | "rdma") => o.transport = value.clone(),
+            "--transport" => return Err(format!("--transport {value}: tcp, shm or rdma")),
             "--shm-dir" => o.shm_dir = Some(PathBuf::from(value)),
+            "--rdma-device" => o.rdma.device = Some(value.clone()),
+            "--rdma-port" => o.rdma.port = u8::try_from(number()?).map_err(|e| e.to_string())?,
+            "--rdma-gid-index" => o.rdma.gid_index = u8::try_from(number()?).map_err(|e| e.to_string())?,
             "--request-bytes" => o.request_bytes = (number()? as usize).clamp(16, 1 << 20),
             "--status-ms" => o.status_ms = number()?.max(10),
             "--checkpoint-every" => o.checkpoint_every = number()?,
@@ -238,6 +246,7 @@ fn replica_config(o: &Options) -> Result<(MemberSet, MemberId, RslConfig), Strin
                 dir: o.shm_dir.clone().unwrap_or_else(|| o.dir.join("shm")),
                 ring_bytes: 4 << 20,
             },
+            "rdma" => TransportKind::Rdma(o.rdma.clone()),
             _ => TransportKind::Tcp,
         },
         max_log_len_mb: o.max_log_mb,
@@ -336,7 +345,8 @@ pub fn run(args: &[String]) -> ExitCode {
                 "rsl node: {e}\nusage: rsl node --id N --members 3 --dir D [--base-port P] \
                        [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--window 64] \
                        [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--status-ms 1000] \
-                       [--checkpoint-every 0] [--max-log-mb 100] [--transport tcp|shm] [--shm-dir D/shm]"
+                       [--checkpoint-every 0] [--max-log-mb 100] [--transport tcp|shm|rdma] [--shm-dir D/shm] \
+                       [--rdma-device NAME] [--rdma-port 1] [--rdma-gid-index 0]"
             );
             return ExitCode::from(2);
         }

@@ -204,7 +204,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle
 }
 
 /// `EnableListenOnAllIPs`: every address, else only this member's.
-fn listen_addr(me: &Member, listen_on_all: bool) -> SocketAddr {
+pub(super) fn listen_addr(me: &Member, listen_on_all: bool) -> SocketAddr {
     let ip = if listen_on_all { Ipv4Addr::UNSPECIFIED } else { member_addr(me.ip) };
     SocketAddr::new(IpAddr::V4(ip), me.rsl_port)
 }

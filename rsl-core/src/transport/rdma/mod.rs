@@ -57,10 +57,11 @@ pub(super) trait Verbs: Send {
 
 /// One peer pair's registered buffer and queue pair (while up).
 pub(super) struct Link {
+    // Dropped first: the queue pair and its registration before the memory they use.
+    verbs: Mutex<Option<Box<dyn Verbs>>>,
     peer: MemberId,
     memory: Arc<Shared>,
     capacity: u64,
-    verbs: Mutex<Option<Box<dyn Verbs>>>,
     /// The tail of the newest write-with-immediate completion into `IN`.
     tail: AtomicU64,
 }
@@ -69,7 +70,7 @@ impl Link {
     pub(super) fn new(peer: MemberId, capacity: u64) -> std::io::Result<Self> {
         let map = memmap2::MmapMut::map_anon(2 * (DATA + capacity as usize))?;
         let memory = Arc::new(Shared { map: map.into() });
-        Ok(Self { peer, memory, capacity, verbs: Mutex::new(None), tail: AtomicU64::new(0) })
+        Ok(Self { verbs: Mutex::new(None), peer, memory, capacity, tail: AtomicU64::new(0) })
     }
 
     fn out(&self) -> usize {
@@ -104,7 +105,14 @@ impl Link {
         }
     }
 
-    fn post(&self, slot: &mut Option<Box<dyn Verbs>>, local: usize, remote: usize, len: usize, imm: Option<u32>) {
+    fn post(
+        &self,
+        slot: &mut Option<Box<dyn Verbs>>,
+        local: usize,
+        remote: usize,
+        len: usize,
+        imm: Option<u32>,
+    ) {
         let Some(verbs) = slot.as_mut() else { return };
         if let Err(e) = verbs.write(local, remote, len, imm) {
             tracing::warn!("rdma link to {} is down: {e}", self.peer);
@@ -178,7 +186,7 @@ impl Lines for RdmaLines {
         let (local, remote) = self.places(at);
         self.link.memory.store(local, value);
         let imm = if self.outgoing && at == TAIL { tail_imm(value) } else { 0 };
-        self.link.post(&mut *self.link.verbs.lock(), local, remote, 8, Some(imm));
+        self.link.post(&mut self.link.verbs.lock(), local, remote, 8, Some(imm));
     }
 
     fn write(&mut self, at: u64, bytes: &[u8]) {
@@ -227,7 +235,8 @@ impl Doorbell for Completions {
         if self.seen.load(Ordering::Relaxed) != mark || self.woken.swap(false, Ordering::AcqRel) {
             return;
         }
-        let nap = Duration::from_micros(self.nap_micros.load(Ordering::Relaxed)).clamp(SHORTEST_NAP, LONGEST_NAP);
+        let nap =
+            Duration::from_micros(self.nap_micros.load(Ordering::Relaxed)).clamp(SHORTEST_NAP, LONGEST_NAP);
         std::thread::sleep(nap);
         self.nap_micros.store((2 * nap).min(LONGEST_NAP).as_micros() as u64, Ordering::Relaxed);
     }

@@ -49,7 +49,11 @@ impl FakeVerbs {
         assert!(op.remote + op.bytes.len() <= self.memory.map.len(), "a write past the buffer");
         // SAFETY: in bounds (checked above); ring bytes are read only below a completed tail.
         unsafe {
-            std::ptr::copy_nonoverlapping(op.bytes.as_ptr(), self.memory.map.as_mut_ptr().add(op.remote), op.bytes.len())
+            std::ptr::copy_nonoverlapping(
+                op.bytes.as_ptr(),
+                self.memory.map.as_mut_ptr().add(op.remote),
+                op.bytes.len(),
+            )
         };
     }
 }
@@ -63,7 +67,9 @@ impl Verbs for FakeVerbs {
         let mut bytes = vec![0; len];
         // SAFETY: in bounds (asserted); a posted buffer is not rewritten until the peer
         // returns it, as with a real NIC reading it later.
-        unsafe { std::ptr::copy_nonoverlapping(self.memory.map.as_ptr().add(local), bytes.as_mut_ptr(), len) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.memory.map.as_ptr().add(local), bytes.as_mut_ptr(), len)
+        };
         self.out.ops.lock().push_back(Op { remote, bytes, imm });
         Ok(())
     }
@@ -118,8 +124,10 @@ fn connect(a: &Link, b: &Link, seed: u64) {
     b.up(Box::new(fake(b, &ba, &ab, (seed << 1) | 1)));
 }
 
+type Pair = (Arc<Link>, Arc<Link>);
+
 /// `n` replicas' transports, fully connected; and each pair's links.
-fn cluster(n: usize, seed: u64) -> (Vec<RingTransport>, Vec<(Arc<Link>, Arc<Link>)>) {
+fn cluster(n: usize, seed: u64) -> (Vec<RingTransport>, Vec<Pair>) {
     let names = ["1", "2", "3"];
     let mut links: Vec<Vec<Arc<Link>>> = vec![Vec::new(); n];
     let mut pairs = Vec::new();
