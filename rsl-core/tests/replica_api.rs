@@ -738,3 +738,86 @@ fn the_rdma_transport_refuses_to_start_and_names_the_alternatives() {
     assert!(err.contains(why) && err.contains("tcp or shm"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Threads of this process, from /proc.
+fn threads() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status.lines().find_map(|l| l.strip_prefix("Threads:")).unwrap().trim().parse().unwrap()
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap();
+    line.trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
+#[test]
+fn a_flood_of_connections_and_garbage_leaves_the_cluster_committing_with_bounded_threads() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (dir, members) = (temp_dir("flood"), members());
+    let nodes: Vec<Node> = ["1", "2", "3"].iter().map(|id| start(&dir, &members, id, None)).collect();
+    let p = primary(&nodes, None);
+    nodes[p].replica.replicate_request(&value(1), 1).unwrap();
+    expect(&nodes[p], "a first request", |h| matches!(h, Heard::Executed { cookie: Some(1), .. }));
+    let target = {
+        let addr = Ipv4Addr::new(127, 0, 0, p as u8 + 1);
+        let port = members.members()[p].rsl_port;
+        std::net::SocketAddr::from((addr, port))
+    };
+    let (threads_before, rss_before) = (threads(), rss_kib());
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let rounds = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let flood = {
+        let (stop, rounds) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&rounds));
+        std::thread::spawn(move || {
+            let connect = |from: u8| {
+                let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+                socket.bind(&std::net::SocketAddr::from((Ipv4Addr::new(127, 0, 0, from), 0)).into()).ok()?;
+                socket.connect_timeout(&target.into(), Duration::from_secs(1)).ok()?;
+                Some(std::net::TcpStream::from(socket))
+            };
+            let (mut silent, mut max_threads) = (std::collections::VecDeque::new(), 0);
+            while !stop.load(Ordering::Relaxed) {
+                rounds.fetch_add(1, Ordering::Relaxed);
+                // Silent connections from the members' addresses, kept open.
+                for from in [2u8, 3] {
+                    silent.extend(connect(from));
+                }
+                while silent.len() > 400 {
+                    silent.pop_front();
+                }
+                // Garbage, a frame claiming 1 GiB, and a stranger's address.
+                if let Some(mut s) = connect(2) {
+                    let _ = s.write_all(&[0xa5; 4096]);
+                }
+                if let Some(mut s) = connect(3) {
+                    let _ = s.write_all(&(1u32 << 30).to_le_bytes());
+                }
+                drop(connect(9));
+                max_threads = max_threads.max(threads());
+            }
+            max_threads
+        })
+    };
+    // Requests one at a time, each acknowledged, until the flood made 1,000 rounds (5,000
+    // connections).
+    let mut last = 1;
+    while last < 100 || rounds.load(Ordering::Relaxed) < 1000 {
+        last += 1;
+        nodes[p].replica.replicate_request(&value(last), last).unwrap();
+        let want = |h: &Heard| matches!(h, Heard::Executed { cookie: Some(c), .. } if *c == last);
+        expect(&nodes[p], "a request during the flood", want);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let max_threads = flood.join().unwrap();
+    let rss = rss_kib();
+    eprintln!("flood: {last} requests; threads {threads_before} → at most {max_threads}; rss {rss_before} → {rss} KiB");
+    // Each replica holds at most 8 inbound connections per peer, two threads each.
+    assert!(max_threads <= threads_before + 40, "threads {threads_before} → {max_threads} under the flood");
+    assert!(rss < rss_before + 256 * 1024, "memory grew from {rss_before} to {rss} KiB");
+    assert_eq!(nodes[p].replica.read_state(|s| s.sum), (1..=last).sum::<u64>());
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -425,3 +425,45 @@ fn stdin_closed() -> Receiver<()> {
     });
     rx
 }
+
+/// A connection to `port` on `to` from the address `from`.
+fn connect_from(from: Ipv4Addr, to: Ipv4Addr, port: u16) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&std::net::SocketAddr::from((from, 0)).into()).unwrap();
+    socket.connect(&std::net::SocketAddr::from((to, port)).into()).unwrap();
+    socket.into()
+}
+
+/// Whether the transport still holds `stream` open (a read waits instead of ending).
+fn still_open(stream: &mut TcpStream) -> bool {
+    stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}
+
+#[test]
+fn a_connection_flood_is_bounded_and_counted_and_peers_keep_talking() {
+    let members = members(&cluster_ports(3));
+    let (two, three) = (start("2", &members, Version::V6), start("3", &members, Version::V6));
+    let port = members.members()[1].rsl_port;
+    exchange(&three, &id("3"), &two, &id("2"));
+
+    // From an address no member has: closed at once.
+    for _ in 0..50 {
+        let mut stranger = connect_from(loopback(9), loopback(2), port);
+        assert!(closed_by_peer(&mut stranger));
+    }
+    assert!(await_stats(&two, |s| s.non_member >= 50).non_member >= 50);
+
+    // From a member's address (member 1 is not running), 200 silent connections: each
+    // beyond the per-address limit evicts the oldest that no peer has spoken on.
+    let before = two.stats().connection_limit;
+    let mut silent: Vec<TcpStream> = (0..200).map(|_| connect_from(loopback(1), loopback(2), port)).collect();
+    let stats = await_stats(&two, |s| s.connection_limit >= before + 196);
+    assert!(stats.connection_limit >= before + 196, "{stats:?}");
+    let open = silent.iter_mut().filter_map(|s| still_open(s).then_some(())).count();
+    assert!(open <= 4, "{open} silent connections from one address still open");
+
+    // Member 3's connections (another address, and spoken on) were never touched.
+    exchange(&three, &id("3"), &two, &id("2"));
+}

@@ -74,6 +74,12 @@ pub(super) struct Gateway {
 }
 
 impl Gateway {
+    /// How many peers a connection from `source` may come from: those configured at that
+    /// address, and those at 0 (any). None: the connection is a stranger's.
+    pub(super) fn peers_at(&self, source: IpAddr) -> usize {
+        self.peers.iter().filter(|(_, ip)| *ip == 0 || IpAddr::V4(member_addr(*ip)) == source).count()
+    }
+
     pub(super) fn new(me: &MemberId, members: &MemberSet, limits: Limits) -> Self {
         let peers = members.members().iter().filter(|m| &m.id != me).map(|m| (m.id.clone(), m.ip)).collect();
         Self { peers, limits }

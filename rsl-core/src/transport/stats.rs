@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Why a packet, a message or a send was refused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Refusal {
-    /// The sender's member id is not a peer in the configuration (connection closed).
+    /// The sender's member id is not a peer in the configuration, or the connection comes
+    /// from an address no peer has (connection closed).
     NonMember,
     /// The sender is a member, but the packet came from another IP (connection closed).
     WrongAddress,
@@ -30,10 +31,13 @@ pub enum Refusal {
     NoConnection,
     /// A peer went silent for `receive_timeout` in the middle of a packet (connection closed).
     Stalled,
+    /// An inbound connection over the limits (per source address, or in all): refused, or
+    /// the oldest on which no peer has spoken evicted for it.
+    ConnectionLimit,
 }
 
-const REFUSALS: usize = 10;
-const _: () = assert!(Refusal::Stalled as usize + 1 == REFUSALS, "one counter per reason");
+const REFUSALS: usize = 11;
+const _: () = assert!(Refusal::ConnectionLimit as usize + 1 == REFUSALS, "one counter per reason");
 
 impl Refusal {
     fn index(self) -> usize {
@@ -54,6 +58,7 @@ pub struct TransportStats {
     pub unsupported: u64,
     pub no_connection: u64,
     pub stalled: u64,
+    pub connection_limit: u64,
     /// Outgoing (client) connections established, reconnections included.
     pub connects: u64,
     /// Inbound connections accepted.
@@ -74,6 +79,7 @@ impl TransportStats {
             Refusal::Unsupported => self.unsupported,
             Refusal::NoConnection => self.no_connection,
             Refusal::Stalled => self.stalled,
+            Refusal::ConnectionLimit => self.connection_limit,
         }
     }
 }
@@ -112,6 +118,7 @@ impl Counters {
             unsupported: r(Refusal::Unsupported),
             no_connection: r(Refusal::NoConnection),
             stalled: r(Refusal::Stalled),
+            connection_limit: r(Refusal::ConnectionLimit),
             connects: self.connects.load(Ordering::Relaxed),
             accepts: self.accepts.load(Ordering::Relaxed),
         }

@@ -24,13 +24,19 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 /// Received messages buffered for the runtime before readers block.
 const EVENTS_CAPACITY: usize = 4096;
+/// Inbound connections one source address may hold per peer there: a peer needs one, a
+/// few more while a reconnect overlaps the old connection's close.
+const INBOUND_PER_SOURCE: usize = 4;
+/// Inbound connections in all, per peer: beyond the peers' own, room for strangers that
+/// have not spoken yet (and are evicted first, oldest first).
+const INBOUND_PER_PEER: usize = 8;
 
 /// A message encoded once for the configured version, ready to go to any number of peers.
 #[derive(Clone, Debug)]
@@ -64,6 +70,8 @@ struct Shared {
     inbound: Mutex<HashMap<MemberId, (u64, Outbox)>>,
     /// Every open socket by serial, so `stop` can shut them down; `None` once stopped.
     sockets: Mutex<Option<HashMap<u64, Arc<TcpStream>>>>,
+    /// Accepted connections still open, oldest first, for the connection limits.
+    accepted: Mutex<Vec<Accepted>>,
     next_serial: AtomicU64,
 }
 
@@ -85,6 +93,7 @@ impl TcpTransport {
             stop,
             inbound: Mutex::new(HashMap::new()),
             sockets: Mutex::new(Some(HashMap::new())),
+            accepted: Mutex::new(Vec::new()),
             next_serial: AtomicU64::new(0),
             version: AtomicU16::new(config.version.as_u16()),
             config,
@@ -281,6 +290,47 @@ impl Shared {
         }
     }
 
+    /// Admits an accepted connection under the limits — at most `INBOUND_PER_SOURCE` per
+    /// peer at its address, `INBOUND_PER_PEER` per peer in all, counting connections being
+    /// closed until their threads end, so threads stay bounded too. Over a limit the
+    /// newcomer is refused (`None`) and the oldest connection no peer has spoken on is
+    /// closed, making room for the next attempt: a peer's reconnect gets in, a stranger
+    /// flooding only keeps evicting strangers.
+    fn make_room(&self, serial: u64, source: IpAddr, stream: &Arc<TcpStream>) -> Option<Arc<AtomicBool>> {
+        let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
+        let total = INBOUND_PER_PEER * (self.config.members.members().len() - 1).max(1);
+        let from_source = INBOUND_PER_SOURCE * self.gateway.peers_at(source);
+        for (same_source, limit) in [(true, from_source), (false, total)] {
+            let counted = |c: &&mut Accepted| !same_source || c.source == source;
+            if accepted.iter_mut().filter(counted).count() < limit {
+                continue;
+            }
+            let oldest =
+                accepted.iter_mut().filter(counted).find(|c| !c.closing && !c.spoken.load(Ordering::Relaxed));
+            if let Some(oldest) = oldest {
+                oldest.closing = true;
+                self.counters.refuse(Refusal::ConnectionLimit);
+                let _ = oldest.stream.shutdown(Shutdown::Both); // its reader ends; it cleans up
+            }
+            return None;
+        }
+        let spoken = Arc::new(AtomicBool::new(false));
+        let entry = Accepted {
+            serial,
+            source,
+            spoken: Arc::clone(&spoken),
+            closing: false,
+            stream: Arc::clone(stream),
+        };
+        accepted.push(entry);
+        Some(spoken)
+    }
+
+    /// Drops a closed connection from the limits.
+    fn forget(&self, serial: u64) {
+        self.accepted.lock().unwrap_or_else(PoisonError::into_inner).retain(|c| c.serial != serial);
+    }
+
     /// Hands a message to the runtime; false once stopped.
     fn deliver(&self, version: Version, message: Message) -> bool {
         select! {
@@ -292,7 +342,12 @@ impl Shared {
     /// Reads, admits and delivers packets until the connection ends. On a server-side
     /// connection, each peer that speaks makes `outbox` its response route; returns them.
     /// (Several peers share a connection only when their configured IP is 0 = any.)
-    fn read_loop(&self, stream: &TcpStream, side: Side, route: Option<(u64, &Outbox)>) -> Vec<MemberId> {
+    fn read_loop(
+        &self,
+        stream: &TcpStream,
+        side: Side,
+        route: Option<(u64, &Outbox, &AtomicBool)>,
+    ) -> Vec<MemberId> {
         let mut speakers: Vec<MemberId> = Vec::new();
         let Ok(source) = stream.peer_addr().map(|a| a.ip()) else { return speakers };
         let mut reader = PacketReader::new(stream, *self.gateway.limits());
@@ -315,7 +370,8 @@ impl Shared {
                     continue;
                 }
             };
-            if let Some((serial, outbox)) = route.filter(|_| !speakers.contains(&message.from)) {
+            if let Some((serial, outbox, spoken)) = route.filter(|_| !speakers.contains(&message.from)) {
+                spoken.store(true, Ordering::Relaxed);
                 let mut inbound = self.inbound.lock().unwrap_or_else(PoisonError::into_inner);
                 inbound.insert(message.from.clone(), (serial, outbox.clone()));
                 speakers.push(message.from.clone());
@@ -366,6 +422,17 @@ impl io::Write for NoSigPipe<'_> {
     }
 }
 
+/// An accepted connection, for the limits: where it comes from, and whether a peer has
+/// spoken on it (a connection no member has spoken on is a stranger's, evicted first).
+struct Accepted {
+    serial: u64,
+    source: IpAddr,
+    spoken: Arc<AtomicBool>,
+    /// Shut down for the limits; counted until its thread ends.
+    closing: bool,
+    stream: Arc<TcpStream>,
+}
+
 fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     for stream in listener.incoming() {
@@ -380,11 +447,23 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
             continue;
         };
         shared.counters.accepted();
+        let Ok(source) = stream.peer_addr().map(|a| a.ip()) else { continue };
+        if shared.gateway.peers_at(source) == 0 {
+            shared.counters.refuse(Refusal::NonMember);
+            continue; // dropping the stream closes it
+        }
+        let Some((serial, stream)) = shared.track(stream) else { break };
+        let Some(spoken) = shared.make_room(serial, source, &stream) else {
+            shared.counters.refuse(Refusal::ConnectionLimit);
+            shared.close(serial, &stream);
+            continue;
+        };
         connections.retain(|c| !c.is_finished());
         let serving = Arc::clone(shared);
         // A connection that cannot get a thread is dropped, closing it.
-        if let Ok(thread) = spawn("rsl-tcp-serve", move || serve(&serving, stream)) {
-            connections.push(thread);
+        match spawn("rsl-tcp-serve", move || serve(&serving, serial, stream, &spoken)) {
+            Ok(thread) => connections.push(thread),
+            Err(_) => shared.forget(serial),
         }
     }
     for connection in connections {
@@ -394,11 +473,12 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
 
 /// One accepted connection: this thread reads the peer's requests, a second one writes
 /// our responses.
-fn serve(shared: &Arc<Shared>, stream: TcpStream) {
+fn serve(shared: &Arc<Shared>, serial: u64, stream: Arc<TcpStream>, spoken: &AtomicBool) {
     if configure(&stream, &shared.config).is_err() {
+        shared.close(serial, &stream);
+        shared.forget(serial);
         return;
     }
-    let Some((serial, stream)) = shared.track(stream) else { return };
     let (outbox, queue) = outbox(shared.config.max_outstanding_per_replica);
     let (writing, write_stream) = (Arc::clone(shared), Arc::clone(&stream));
     let writer = spawn("rsl-tcp-respond", move || {
@@ -406,7 +486,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream) {
         let _ = write_stream.shutdown(Shutdown::Both);
     });
     let speakers = match &writer {
-        Ok(_) => shared.read_loop(&stream, Side::Server, Some((serial, &outbox))),
+        Ok(_) => shared.read_loop(&stream, Side::Server, Some((serial, &outbox, spoken))),
         Err(_) => Vec::new(),
     };
     let mut inbound = shared.inbound.lock().unwrap_or_else(PoisonError::into_inner);
@@ -419,6 +499,7 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream) {
     drop(inbound);
     drop(outbox); // with the route gone, the writer's queue disconnects and it exits
     shared.close(serial, &stream);
+    shared.forget(serial);
     if let Ok(writer) = writer {
         let _ = writer.join();
     }
