@@ -484,29 +484,7 @@ impl LearnClient {
     pub fn fetch_votes(&self, addr: SocketAddr, first: Decree) -> Result<Vec<Record>, LearnError> {
         let stream =
             self.request(addr, WireBody::FetchVotes, first, Ballot::default(), self.configuration)?;
-        let mut reader = RecordReader::new(BufReader::with_capacity(1 << 16, stream), self.limits);
-        let mut records = Vec::new();
-        loop {
-            let offset = reader.offset();
-            let record = match reader.next_record() {
-                Ok(Some(record)) => record,
-                Ok(None) => return Ok(records),
-                Err(ReadError::Io(source)) => return Err(LearnError::Read { offset, source }),
-                Err(ReadError::Bad(why)) => return Err(LearnError::Corrupt { offset, why }),
-            };
-            let message = Bytes::from(record.bytes).slice(..record.len);
-            let wire = decode(&message, &self.limits)
-                .map_err(|e| LearnError::Corrupt { offset, why: BadRecord::Message(e) })?;
-            match wire.body {
-                // A logged Prepare stands for a promise (as in the file journal).
-                WireBody::Prepare { .. } => records.push(Record::Promise(wire.header.ballot)),
-                WireBody::Vote(_) => match wire.into_core() {
-                    Some(Message { body: Body::Vote(vote), .. }) => records.push(Record::Vote(vote)),
-                    _ => unreachable!("a Vote message converts to a core vote"),
-                },
-                _ => {} // ReconfigurationDecision: the reader admits ids 1, 3 and 10 only
-            }
-        }
+        read_votes(BufReader::with_capacity(1 << 16, stream), &self.limits)
     }
 
     /// `addr`'s StatusResponse to a StatusQuery carrying our latest vote's decree and
@@ -597,6 +575,34 @@ fn copy_answer(stream: &mut TcpStream, file: &mut File) -> Result<u64, LearnErro
         file.sync_all().map_err(LearnError::Write)?;
     }
     Ok(offset)
+}
+
+/// Reads a FetchVotes answer — log records, as in a `.log` file — to its end: the
+/// untrusted side of the learn port (a refused record is an error naming its offset).
+pub fn read_votes(stream: impl Read, limits: &Limits) -> Result<Vec<Record>, LearnError> {
+    let mut reader = RecordReader::new(stream, *limits);
+    let mut records = Vec::new();
+    loop {
+        let offset = reader.offset();
+        let record = match reader.next_record() {
+            Ok(Some(record)) => record,
+            Ok(None) => return Ok(records),
+            Err(ReadError::Io(source)) => return Err(LearnError::Read { offset, source }),
+            Err(ReadError::Bad(why)) => return Err(LearnError::Corrupt { offset, why }),
+        };
+        let message = Bytes::from(record.bytes).slice(..record.len);
+        let wire = decode(&message, limits)
+            .map_err(|e| LearnError::Corrupt { offset, why: BadRecord::Message(e) })?;
+        match wire.body {
+            // A logged Prepare stands for a promise (as in the file journal).
+            WireBody::Prepare { .. } => records.push(Record::Promise(wire.header.ballot)),
+            WireBody::Vote(_) => match wire.into_core() {
+                Some(Message { body: Body::Vote(vote), .. }) => records.push(Record::Vote(vote)),
+                _ => unreachable!("a Vote message converts to a core vote"),
+            },
+            _ => {} // ReconfigurationDecision: the reader admits ids 1, 3 and 10 only
+        }
+    }
 }
 
 /// The votes `records` (a FetchVotes answer for `first`) prove chosen: contiguous from
