@@ -3,7 +3,7 @@
 //! (legacy logs "Configuration Error" and `Initialize` returns false).
 
 use crate::paxos::{Config, ConfigError};
-use crate::transport::RdmaConfig;
+use crate::transport::{RdmaConfig, TlsConfig};
 use std::path::PathBuf;
 
 const SECOND_US: u64 = 1_000_000;
@@ -60,6 +60,8 @@ pub struct RslConfig {
     pub journal: JournalKind,
     /// How replicas exchange Paxos messages (rsl's addition: legacy has only TCP).
     pub transport: TransportKind,
+    /// TLS on the Paxos and learn ports (legacy `SetThumbprintsForSsl`); none by default.
+    pub tls: Option<TlsConfig>,
 }
 
 /// The Paxos-message transport of a replica; every member of a configuration must use the
@@ -129,6 +131,7 @@ impl Default for RslConfig {
             seed: 0,
             journal: JournalKind::File,
             transport: TransportKind::Tcp,
+            tls: None,
         }
     }
 }

@@ -32,7 +32,7 @@ mod replica;
 mod restore;
 mod state_machine;
 
-pub use crate::transport::RdmaConfig;
+pub use crate::transport::{RdmaConfig, TlsConfig};
 pub use config::{JournalKind, RslConfig, RslConfigError, TransportKind};
 pub use replay::{replay, replay_into_checkpoint};
 pub use replica::{Refused, Replica, ReplicaHealth, Stats};
@@ -40,7 +40,7 @@ pub use state_machine::{ResponseCode, StateMachine};
 
 use crate::paxos::{InvalidInput, MemberId};
 use crate::transport::learn::LearnStartError;
-use crate::transport::StartError;
+use crate::transport::{StartError, TlsError};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
@@ -107,6 +107,8 @@ pub enum NodeError {
     Core(InvalidInput),
     Transport(StartError),
     Learn(LearnStartError),
+    /// TLS is configured but cannot be set up (a thumbprint, a certificate, a CA).
+    Tls(TlsError),
     Thread(std::io::Error),
     /// The journal failed; nothing after the last completion is known durable.
     Journal(String),
@@ -123,6 +125,7 @@ impl fmt::Display for NodeError {
             Self::Core(e) => write!(f, "the replica refused an input: {e}"),
             Self::Transport(e) => e.fmt(f),
             Self::Learn(e) => e.fmt(f),
+            Self::Tls(e) => e.fmt(f),
             Self::Thread(e) => write!(f, "cannot start a runtime thread: {e}"),
             Self::Journal(e) => write!(f, "journal failed: {e}"),
             Self::Panicked(why) => write!(f, "a runtime thread panicked: {why}"),

@@ -12,7 +12,7 @@ use super::{panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
 use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record, Rng};
 use crate::storage::{FileJournal, FileOptions, NvmJournal, NvmOptions};
 use crate::transport::learn::{LearnConfig, LearnServer, LogReads};
-use crate::transport::{start_rdma, start_shm, TcpTransport, Transport, TransportConfig};
+use crate::transport::{start_rdma, start_shm, StartError, TcpTransport, Tls, Transport, TransportConfig};
 use crate::wire::{Limits, Version};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Sender};
@@ -173,7 +173,14 @@ impl<S: StateMachine> Replica<S> {
             Limits::from_max_message_size_mb(config.max_message_size_mb.min(u64::from(u32::MAX)) as u32);
         let send_timeout = Duration::from_secs(config.send_timeout_sec);
         let receive_timeout = Duration::from_secs(config.receive_timeout_sec);
+        let tls = config.tls.as_ref().map(Tls::new).transpose().map_err(NodeError::Tls)?.map(Arc::new);
+        if tls.is_some() && matches!(config.transport, TransportKind::Rdma(_)) {
+            return Err(NodeError::Transport(StartError::Invalid(
+                "TLS is configured, but the rdma transport has none: configure tcp, or no TLS",
+            )));
+        }
         let transport_config = TransportConfig {
+            tls: tls.clone(),
             limits,
             send_timeout,
             receive_timeout,

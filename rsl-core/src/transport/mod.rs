@@ -24,6 +24,7 @@ mod ring_transport;
 mod shm;
 mod stats;
 mod tcp;
+mod tls;
 
 pub use channel::{ChannelNetwork, ChannelTransport};
 pub use rdma::start_rdma;
@@ -31,12 +32,14 @@ pub use ring_transport::RingTransport;
 pub use shm::start_shm;
 pub use stats::{Refusal, TransportStats};
 pub use tcp::{Packet, TcpTransport};
+pub use tls::{Tls, TlsConfig, TlsError};
 
 use crate::paxos::{MemberId, MemberSet, Message};
 use crate::wire::{EncodeError, Limits, Version};
 use crossbeam_channel::Receiver;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the runtime needs of a transport. Losing a message is allowed (Paxos re-sends);
@@ -78,6 +81,8 @@ pub struct TransportConfig {
     /// The first reconnect delay; it doubles per failed attempt up to `reconnect_max`.
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// TLS on every connection (legacy `SetThumbprintsForSsl`), or none.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl TransportConfig {
@@ -95,6 +100,7 @@ impl TransportConfig {
             listen_on_all_ips: false,
             reconnect_min: Duration::from_millis(15),
             reconnect_max: Duration::from_secs(1),
+            tls: None,
         }
     }
 }

@@ -34,10 +34,13 @@ pub enum Refusal {
     /// An inbound connection over the limits (per source address, or in all): refused, or
     /// the oldest on which no peer has spoken evicted for it.
     ConnectionLimit,
+    /// A TLS handshake that failed or timed out: no certificate, one not pinned, expired,
+    /// or not TLS at all (connection closed).
+    Tls,
 }
 
-const REFUSALS: usize = 11;
-const _: () = assert!(Refusal::ConnectionLimit as usize + 1 == REFUSALS, "one counter per reason");
+const REFUSALS: usize = 12;
+const _: () = assert!(Refusal::Tls as usize + 1 == REFUSALS, "one counter per reason");
 
 impl Refusal {
     fn index(self) -> usize {
@@ -59,6 +62,7 @@ pub struct TransportStats {
     pub no_connection: u64,
     pub stalled: u64,
     pub connection_limit: u64,
+    pub tls: u64,
     /// Outgoing (client) connections established, reconnections included.
     pub connects: u64,
     /// Inbound connections accepted.
@@ -80,6 +84,7 @@ impl TransportStats {
             Refusal::NoConnection => self.no_connection,
             Refusal::Stalled => self.stalled,
             Refusal::ConnectionLimit => self.connection_limit,
+            Refusal::Tls => self.tls,
         }
     }
 }
@@ -119,6 +124,7 @@ impl Counters {
             no_connection: r(Refusal::NoConnection),
             stalled: r(Refusal::Stalled),
             connection_limit: r(Refusal::ConnectionLimit),
+            tls: r(Refusal::Tls),
             connects: self.connects.load(Ordering::Relaxed),
             accepts: self.accepts.load(Ordering::Relaxed),
         }

@@ -15,6 +15,7 @@
 use super::gateway::{is_response, Gateway, PacketReader, ReadEnd, Side};
 use super::outbox::{outbox, Outbox, PushError, Queue};
 use super::stats::{Counters, Refusal, TransportStats};
+use super::tls::TlsConn;
 use super::{member_addr, SendError, StartError, Transport, TransportConfig};
 use crate::paxos::{Member, MemberId, Message};
 use crate::wire::{encode_packet, Version, WireMessage};
@@ -344,13 +345,13 @@ impl Shared {
     /// (Several peers share a connection only when their configured IP is 0 = any.)
     fn read_loop(
         &self,
-        stream: &TcpStream,
+        wire: &Wire,
         side: Side,
         route: Option<(u64, &Outbox, &AtomicBool)>,
     ) -> Vec<MemberId> {
         let mut speakers: Vec<MemberId> = Vec::new();
-        let Ok(source) = stream.peer_addr().map(|a| a.ip()) else { return speakers };
-        let mut reader = PacketReader::new(stream, *self.gateway.limits());
+        let Ok(source) = wire.stream().peer_addr().map(|a| a.ip()) else { return speakers };
+        let mut reader = PacketReader::new(wire.reader(), *self.gateway.limits());
         loop {
             let packet = match reader.next_packet() {
                 Ok(packet) => packet,
@@ -385,12 +386,12 @@ impl Shared {
 
 /// Writes queued packets until the connection breaks (false) or the queue's senders are
 /// gone or the transport stops (true). `closed` fires when the connection's reader ends.
-fn pump(shared: &Shared, queue: &Queue, stream: &TcpStream, closed: &Receiver<()>) -> bool {
+fn pump(shared: &Shared, queue: &Queue, wire: &Wire, closed: &Receiver<()>) -> bool {
     loop {
         select! {
             recv(queue.receiver()) -> packet => match packet {
                 Ok(first) => {
-                    if queue.write_batch(first, &mut NoSigPipe(stream)).is_err() {
+                    if queue.write_batch(first, &mut wire.writer()).is_err() {
                         return false;
                     }
                 }
@@ -398,6 +399,46 @@ fn pump(shared: &Shared, queue: &Queue, stream: &TcpStream, closed: &Receiver<()
             },
             recv(closed) -> _ => return false,
             recv(shared.stop) -> _ => return true,
+        }
+    }
+}
+
+/// A connection's bytes: as they are, or through TLS.
+#[derive(Clone)]
+enum Wire {
+    Plain(Arc<TcpStream>),
+    Tls(Arc<TcpStream>, Arc<TlsConn>),
+}
+
+impl Wire {
+    /// The connection as configured: through TLS (its handshake done, with the deadline
+    /// of the TLS settings) or as it is. `client_of` is the peer we connected to, if we did.
+    fn open(shared: &Shared, stream: &Arc<TcpStream>, client_of: Option<IpAddr>) -> io::Result<Self> {
+        let Some(tls) = &shared.config.tls else { return Ok(Self::Plain(Arc::clone(stream))) };
+        let conn = match client_of {
+            Some(peer) => tls.connect(Arc::clone(stream), peer)?,
+            None => tls.accept(Arc::clone(stream))?,
+        };
+        Ok(Self::Tls(Arc::clone(stream), Arc::new(conn)))
+    }
+
+    fn stream(&self) -> &TcpStream {
+        match self {
+            Self::Plain(stream) | Self::Tls(stream, _) => stream,
+        }
+    }
+
+    fn reader(&self) -> Box<dyn io::Read + '_> {
+        match self {
+            Self::Plain(stream) => Box::new(&**stream),
+            Self::Tls(_, conn) => Box::new(conn.reader()),
+        }
+    }
+
+    fn writer(&self) -> Box<dyn io::Write + '_> {
+        match self {
+            Self::Plain(stream) => Box::new(NoSigPipe(stream)),
+            Self::Tls(_, conn) => Box::new(&**conn),
         }
     }
 }
@@ -479,14 +520,25 @@ fn serve(shared: &Arc<Shared>, serial: u64, stream: Arc<TcpStream>, spoken: &Ato
         shared.forget(serial);
         return;
     }
+    let wire = match Wire::open(shared, &stream, None) {
+        Ok(wire) => wire,
+        Err(e) => {
+            let from = stream.peer_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
+            tracing::warn!("refused a TLS connection from {from}: {e}");
+            shared.counters.refuse(Refusal::Tls);
+            shared.close(serial, &stream);
+            shared.forget(serial);
+            return;
+        }
+    };
     let (outbox, queue) = outbox(shared.config.max_outstanding_per_replica);
-    let (writing, write_stream) = (Arc::clone(shared), Arc::clone(&stream));
+    let (writing, write_wire) = (Arc::clone(shared), wire.clone());
     let writer = spawn("rsl-tcp-respond", move || {
-        pump(&writing, &queue, &write_stream, &never());
-        let _ = write_stream.shutdown(Shutdown::Both);
+        pump(&writing, &queue, &write_wire, &never());
+        let _ = write_wire.stream().shutdown(Shutdown::Both);
     });
     let speakers = match &writer {
-        Ok(_) => shared.read_loop(&stream, Side::Server, Some((serial, &outbox, spoken))),
+        Ok(_) => shared.read_loop(&wire, Side::Server, Some((serial, &outbox, spoken))),
         Err(_) => Vec::new(),
     };
     let mut inbound = shared.inbound.lock().unwrap_or_else(PoisonError::into_inner);
@@ -515,16 +567,30 @@ fn client_loop(shared: &Arc<Shared>, peer: &Member, queue: &Queue) {
     loop {
         if let Ok(stream) = connect(shared, peer) {
             let Some((serial, stream)) = shared.track(stream) else { return };
+            let peer_ip = IpAddr::V4(member_addr(peer.ip));
+            let wire = match Wire::open(shared, &stream, Some(peer_ip)) {
+                Ok(wire) => wire,
+                Err(e) => {
+                    tracing::warn!("TLS with {} at {peer_ip} failed: {e}", peer.id);
+                    shared.counters.refuse(Refusal::Tls);
+                    shared.close(serial, &stream);
+                    if shared.stop.recv_timeout(backoff).is_err_and(|e| e.is_disconnected()) {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(config.reconnect_max);
+                    continue;
+                }
+            };
             shared.counters.connected();
             let since = Instant::now();
             let (closed_tx, closed) = bounded::<()>(0);
-            let (reading, read_stream) = (Arc::clone(shared), Arc::clone(&stream));
+            let (reading, read_wire) = (Arc::clone(shared), wire.clone());
             let reader = spawn("rsl-tcp-client-read", move || {
-                reading.read_loop(&read_stream, Side::Client, None);
+                reading.read_loop(&read_wire, Side::Client, None);
                 drop(closed_tx);
             });
             // Without a reader thread the connection is useless: close it and retry later.
-            let stopped = reader.is_ok() && pump(shared, queue, &stream, &closed);
+            let stopped = reader.is_ok() && pump(shared, queue, &wire, &closed);
             shared.close(serial, &stream);
             if let Ok(reader) = reader {
                 let _ = reader.join();

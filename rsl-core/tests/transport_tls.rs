@@ -1,0 +1,254 @@
+//! TLS on the Paxos port with legacy's thumbprint pinning: pinned peers talk; a peer whose
+//! certificate is not pinned, is expired, or who speaks no TLS at all is refused, counted
+//! and logged; a handshake that never finishes times out without holding anyone up; and a
+//! bad configuration (a malformed thumbprint, no such certificate, revocation checking)
+//! fails to start, saying why. (A replica cluster with TLS fails over in `replica_api`.)
+
+use bytes::Bytes;
+use rcgen::{date_time_ymd, CertificateParams, KeyPair};
+use rsl_core::paxos::{Ballot, Body, Decree, Member, MemberId, MemberSet, Message};
+use rsl_core::transport::{
+    member_ip, TcpTransport, Tls, TlsConfig, Transport, TransportConfig, TransportStats,
+};
+use rsl_core::wire::Version;
+use sha1::{Digest, Sha1};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn loopback(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, n)
+}
+
+fn id(s: &str) -> MemberId {
+    MemberId::new(s).unwrap()
+}
+
+fn members(n: u8) -> MemberSet {
+    let members = (1..=n)
+        .map(|i| {
+            let port = TcpListener::bind((loopback(i), 0)).unwrap().local_addr().unwrap().port();
+            Member { ip: member_ip(loopback(i)), rsl_port: port, ..Member::named(&i.to_string()).unwrap() }
+        })
+        .collect();
+    MemberSet::new(members, Bytes::new()).unwrap()
+}
+
+/// Writes a self-signed certificate and its key as `<dir>/<name>.pem`, valid from `from`
+/// to `to` (years); returns its thumbprint in hex.
+fn certificate(dir: &Path, name: &str, from: i32, to: i32) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut params = CertificateParams::new(vec!["rsl".to_owned()]).unwrap();
+    params.not_before = date_time_ymd(from, 1, 1);
+    params.not_after = date_time_ymd(to, 1, 1);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join(format!("{name}.pem")), cert.pem() + &key.serialize_pem()).unwrap();
+    Sha1::digest(cert.der()).iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rsl-tls-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn tls(dir: &Path, a: &str, b: Option<&str>) -> TlsConfig {
+    TlsConfig {
+        cert_dir: dir.to_owned(),
+        thumbprints: [Some(a.to_owned()), b.map(str::to_owned)],
+        validate_ca_chain: false,
+        check_revocation: false,
+        handshake_timeout: Duration::from_millis(500),
+    }
+}
+
+fn start(me: &str, members: &MemberSet, tls: &TlsConfig) -> TcpTransport {
+    let config = TransportConfig {
+        reconnect_min: Duration::from_millis(5),
+        reconnect_max: Duration::from_millis(100),
+        tls: Some(Arc::new(Tls::new(tls).unwrap())),
+        ..TransportConfig::new(id(me), members.clone(), Version::V6)
+    };
+    TcpTransport::start(config).unwrap()
+}
+
+fn query(from: &str, decree: u64) -> Message {
+    Message {
+        from: id(from),
+        configuration: 1,
+        body: Body::StatusQuery { decree: Decree(decree), ballot: Ballot::default() },
+    }
+}
+
+/// A connection from a member's address (the transport refuses others at once).
+fn connect_from(from: Ipv4Addr, to: Ipv4Addr, port: u16) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&std::net::SocketAddr::from((from, 0)).into()).unwrap();
+    socket.connect(&std::net::SocketAddr::from((to, port)).into()).unwrap();
+    socket.into()
+}
+
+/// Accepts any server certificate: this client tests what the server refuses.
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS handshake with member 1's port from member 2's address, presenting `pem`.
+fn handshake_with(pem: &Path, port: u16) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> =
+        rustls::pki_types::CertificateDer::pem_file_iter(pem).unwrap().map(Result::unwrap).collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(pem).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(loopback(1)).into());
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut sock = connect_from(loopback(2), loopback(1), port);
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
+    }
+    // TLS 1.3: the server's verdict on our certificate arrives after our handshake ends.
+    conn.writer().write_all(b"x").map_err(|e| e.to_string())?;
+    conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
+    match conn.reader().read(&mut [0u8; 1]) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            conn.complete_io(&mut sock).map_err(|e| e.to_string()).map(|_| ())
+        }
+        other => other.map(|_| ()).map_err(|e| e.to_string()),
+    }
+}
+
+fn await_stats(t: &TcpTransport, done: impl Fn(&TransportStats) -> bool) -> TransportStats {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stats = t.stats();
+        if done(&stats) || Instant::now() > deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn pinned_peers_talk_and_others_are_refused_and_counted() {
+    let (good, other) = (temp("good"), temp("other"));
+    let a = certificate(&good, "cluster", 2020, 2090);
+    let b = certificate(&good, "next", 2020, 2090); // the rotation slot: also accepted
+    let stranger = certificate(&other, "stranger", 2020, 2090);
+    let expired = certificate(&other, "expired", 2000, 2001);
+    let members = members(3);
+    let one = start("1", &members, &tls(&good, &a, Some(&b)));
+    // Member 2 presents B's certificate (A's is not in its directory).
+    let only_b = temp("only-b");
+    std::fs::create_dir_all(&only_b).unwrap();
+    std::fs::copy(good.join("next.pem"), only_b.join("next.pem")).unwrap();
+    let two = start("2", &members, &tls(&only_b, &a, Some(&b)));
+    two.send(&id("1"), &query("2", 7)).unwrap();
+    let (_, got) = one.events().recv_timeout(WAIT).unwrap();
+    assert_eq!(got, query("2", 7), "over TLS, pinned by B");
+
+    // Member 3 with a certificate 1 does not pin: 1 refuses it.
+    let three = start("3", &members, &tls(&other, &stranger, Some(&a)));
+    three.send(&id("1"), &query("3", 8)).unwrap();
+    let stats = await_stats(&one, |s| s.tls >= 1);
+    assert!(stats.tls >= 1, "{stats:?}");
+    assert!(one.events().recv_timeout(Duration::from_millis(300)).is_err(), "nothing from the unpinned peer");
+    drop(three);
+
+    // An expired certificate cannot even start (ours must be valid), and a peer that
+    // presents one anyway — pinned, but expired — is refused.
+    let err = Tls::new(&tls(&other, &expired, None)).unwrap_err().to_string();
+    assert!(err.contains("expired") || err.contains("Expired"), "{err}");
+    let before = one.stats().tls;
+    assert!(handshake_with(&other.join("expired.pem"), members.members()[0].rsl_port).is_err());
+    assert!(await_stats(&one, |s| s.tls > before).tls > before, "the expired certificate was counted");
+
+    // ... and a peer speaking plain TCP, or nothing at all, is refused after the deadline.
+    let port = members.members()[0].rsl_port;
+    let before = one.stats().tls;
+    let mut plain = connect_from(loopback(2), loopback(1), port);
+    plain.write_all(&[0u8; 64]).unwrap();
+    let mut silent = connect_from(loopback(2), loopback(1), port);
+    let started = Instant::now();
+    let stats = await_stats(&one, |s| s.tls >= before + 2);
+    assert!(stats.tls >= before + 2, "{stats:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the stalled handshake timed out");
+    silent.set_read_timeout(Some(WAIT)).unwrap();
+    assert!(matches!(silent.read(&mut [0u8; 1]), Ok(0) | Err(_)), "the silent connection was closed");
+    // Meanwhile the pinned peer is served as before.
+    two.send(&id("1"), &query("2", 9)).unwrap();
+    assert_eq!(one.events().recv_timeout(WAIT).unwrap().1, query("2", 9));
+    for dir in [good, other, only_b] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn bad_tls_settings_fail_to_start_and_say_why() {
+    let dir = temp("settings");
+    let a = certificate(&dir, "cluster", 2020, 2090);
+    let cases = [
+        (tls(&dir, "12:34", None), "not 40 hex digits"),
+        (tls(&dir, &"0".repeat(40), None), "no certificate with thumbprint"),
+        (TlsConfig { check_revocation: true, ..tls(&dir, &a, None) }, "revocation checking is not built"),
+        (TlsConfig { validate_ca_chain: true, ..tls(&dir, &a, None) }, "holds no CA certificate"),
+        (tls(&dir.join("missing"), &a, None), "missing"),
+    ];
+    for (config, why) in cases {
+        let err = Tls::new(&config).unwrap_err().to_string();
+        assert!(err.contains(why), "{err} (wanted {why:?})");
+    }
+    // Thumbprints are read as Windows shows them too: spaced, any case.
+    let spaced: String = a
+        .to_lowercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|p| std::str::from_utf8(p).unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Tls::new(&tls(&dir, &spaced, None)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
