@@ -4,7 +4,7 @@
 use rsl_core::paxos::{Config, Decree, Member, MemberId, MemberSet};
 use rsl_core::runtime::{
     replay, replay_into_checkpoint, JournalKind, RdmaConfig, Replica, ResponseCode, RslConfig,
-    RslConfigError, StateMachine, TransportKind,
+    RslConfigError, StateMachine, TlsConfig, TransportKind,
 };
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::transport::{member_ip, ChannelNetwork};
@@ -818,6 +818,53 @@ fn a_flood_of_connections_and_garbage_leaves_the_cluster_committing_with_bounded
     assert!(max_threads <= threads_before + 40, "threads {threads_before} → {max_threads} under the flood");
     assert!(rss < rss_before + 256 * 1024, "memory grew from {rss_before} to {rss} KiB");
     assert_eq!(nodes[p].replica.read_state(|s| s.sum), (1..=last).sum::<u64>());
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_cluster_with_tls_commits_fails_over_and_takes_a_restarted_replica_back() {
+    let dir = temp_dir("tls");
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["rsl".to_owned()]).unwrap().self_signed(&key).unwrap();
+    std::fs::write(certs.join("cluster.pem"), cert.pem() + &key.serialize_pem()).unwrap();
+    use sha1::Digest;
+    let thumbprint: String = sha1::Sha1::digest(cert.der()).iter().map(|b| format!("{b:02x}")).collect();
+    let tls = TlsConfig {
+        cert_dir: certs,
+        thumbprints: [Some(thumbprint), None],
+        validate_ca_chain: false,
+        check_revocation: false,
+        handshake_timeout: Duration::from_secs(2),
+    };
+    let config = RslConfig { tls: Some(tls), ..config(&dir) };
+    let members = members();
+    let mut nodes: Vec<Node> =
+        ["1", "2", "3"].iter().map(|id| start_with(&config, &members, id, None, Version::V7)).collect();
+    let first = primary(&nodes, None);
+    for v in 1..=50 {
+        nodes[first].replica.replicate_request(&value(v), v).unwrap();
+    }
+    expect(&nodes[first], "the 50th request", |h| *h == Heard::Executed { value: 50, cookie: Some(50) });
+    let gone_id = (first + 1).to_string();
+    assert_eq!(nodes.remove(first).replica.unload().unwrap().sum, 1275);
+    let next = primary(&nodes, None);
+    for v in 51..=60 {
+        nodes[next].replica.replicate_request(&value(v), v).unwrap();
+    }
+    expect(&nodes[next], "a request after the failover", |h| {
+        *h == Heard::Executed { value: 60, cookie: Some(60) }
+    });
+    // The old primary restarts from its journal and catches up over TLS.
+    let back = start_with(&config, &members, &gone_id, None, Version::V7);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while back.replica.read_state(|s| s.sum) != 1830 {
+        assert!(Instant::now() < deadline, "the restarted replica caught up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(back);
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

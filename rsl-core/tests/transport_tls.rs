@@ -252,3 +252,29 @@ fn bad_tls_settings_fail_to_start_and_say_why() {
     Tls::new(&tls(&dir, &spaced, None)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_learn_port_serves_pinned_clients_only() {
+    use rsl_core::transport::learn::{LearnClient, LearnConfig, LearnServer};
+    let dir = temp("learn");
+    let a = certificate(&dir.join("certs"), "cluster", 2020, 2090);
+    let tls = Some(Arc::new(Tls::new(&tls(&dir.join("certs"), &a, None)).unwrap()));
+    let me = Member { ip: member_ip(loopback(1)), learn_port: 0, ..Member::named("1").unwrap() };
+    let server = LearnServer::start(LearnConfig {
+        tls: tls.clone(),
+        ..LearnConfig::new(me, Version::V6, dir.clone())
+    })
+    .unwrap();
+    let addr = server.listen_addr();
+    let pinned = LearnClient { tls, ..LearnClient::new(id("2"), Version::V6) };
+    assert_eq!(pinned.fetch_votes(addr, Decree(1)).unwrap().len(), 0, "served over TLS (an empty log)");
+    let plain = LearnClient::new(id("3"), Version::V6);
+    assert!(plain.fetch_votes(addr, Decree(1)).is_err(), "a client without TLS gets nothing");
+    let deadline = Instant::now() + WAIT;
+    while server.stats().tls == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(server.stats().tls, 1, "{:?}", server.stats());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

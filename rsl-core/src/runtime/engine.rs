@@ -17,7 +17,7 @@ use crate::paxos::{
     AbortReason, Action, Ballot, Body, Cookie, Decree, Input, MemberId, Message, Record, Replica, Token, Vote,
 };
 use crate::storage::checkpoint::{CheckpointConfiguration, CheckpointHeader, DEFAULT_BLOCK_SIZE};
-use crate::transport::learn::{learned_votes, LearnClient, LearnServer, StatusRequest};
+use crate::transport::learn::{learned_votes, LearnServer, StatusRequest};
 use crate::transport::{member_addr, Transport};
 use crate::wire::{Version, WireVote};
 use bytes::Bytes;
@@ -419,7 +419,7 @@ impl<S: StateMachine> Engine<S> {
     fn fetch_votes(&mut self, now: u64, from: MemberId, first: Decree) -> Result<(), NodeError> {
         let member = self.replica.configuration().members.members().iter().find(|m| m.id == from);
         let addr = member.map(|m| SocketAddr::from((member_addr(m.ip), m.learn_port)));
-        let client = LearnClient::new(self.replica.id().clone(), self.version);
+        let client = self.learn.client(self.version);
         let reply = self.events_tx.clone();
         let peer = from.clone();
         let spawned = addr.map(|addr| {

@@ -210,6 +210,7 @@ impl<S: StateMachine> Replica<S> {
             send_timeout,
             receive_timeout,
             listen_on_all_ips,
+            tls,
             ..LearnConfig::new(member, version, data_dir.clone())
         })
         .map_err(NodeError::Learn)?;

@@ -26,6 +26,7 @@ pub use super::learn_stream::BadRecord;
 use super::learn_stream::{read_message, send_votes, ReadError, RecordReader};
 use super::member_addr;
 use super::tcp::bind;
+use super::tls::{Tls, TlsStream};
 use crate::paxos::{chosen_votes, Ballot, Body, Decree, Member, MemberId, Message, Record, Status, Vote};
 use crate::wire::{decode, EncodeError, Header, Limits, Version, WireBody, WireMessage};
 use bytes::Bytes;
@@ -63,6 +64,8 @@ pub struct LearnConfig {
     pub listen_on_all_ips: bool,
     /// Counts the journal reads that serve FetchVotes (legacy `RSLStats` log reads).
     pub log_reads: Arc<LogReads>,
+    /// TLS on every connection, as on the Paxos port; none by default.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// Journal reads serving learners, for legacy `RSLStats`: cumulative, shared with the
@@ -89,6 +92,7 @@ impl LearnConfig {
             max_connections: 16,
             listen_on_all_ips: false,
             log_reads: Arc::default(),
+            tls: None,
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct LearnStats {
     pub timed_out: u64,
     /// Requests that were malformed or not FetchVotes, FetchCheckpoint or StatusQuery.
     pub bad_requests: u64,
+    /// Connections refused in the TLS handshake (certificate not pinned, expired, none).
+    pub tls: u64,
 }
 
 #[derive(Default)]
@@ -133,6 +139,7 @@ struct Counters {
     busy: AtomicU64,
     timed_out: AtomicU64,
     bad_requests: AtomicU64,
+    tls: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -222,6 +229,12 @@ impl LearnServer {
         &self.status_requests
     }
 
+    /// A client of other replicas' learn ports, with this server's TLS settings.
+    pub fn client(&self, version: Version) -> LearnClient {
+        let config = &self.shared.config;
+        LearnClient { tls: config.tls.clone(), ..LearnClient::new(config.me.id.clone(), version) }
+    }
+
     pub fn stats(&self) -> LearnStats {
         let c = &self.shared.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -230,6 +243,7 @@ impl LearnServer {
             busy: load(&c.busy),
             timed_out: load(&c.timed_out),
             bad_requests: load(&c.bad_requests),
+            tls: load(&c.tls),
         }
     }
 
@@ -295,7 +309,13 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
 fn serve(shared: &Shared, stream: &TcpStream) {
     let config = &shared.config;
     let deadline = Instant::now() + config.receive_timeout;
-    let request = match read_message(&mut Deadline { stream, deadline }, &config.limits) {
+    let Ok(mut io) = Io::open(stream, config.tls.as_deref(), None) else {
+        let from = stream.peer_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
+        tracing::warn!("learn port: refused a TLS connection from {from}");
+        bump(&shared.counters.tls);
+        return;
+    };
+    let request = match read_message(&mut Deadline { stream, inner: &mut io, deadline }, &config.limits) {
         Ok(Some(bytes)) => decode(&Bytes::from(bytes), &config.limits).ok(),
         Ok(None) | Err(ReadError::Bad(_)) => None,
         Err(ReadError::Io(e)) => {
@@ -313,7 +333,7 @@ fn serve(shared: &Shared, stream: &TcpStream) {
     if stream.set_write_timeout(Some(config.send_timeout)).is_err() {
         return;
     }
-    let mut out = BufWriter::with_capacity(1 << 16, stream);
+    let mut out = BufWriter::with_capacity(1 << 16, io);
     let stopped = || shared.stopped();
     // A failed write means the client left or stalled; there is no one to tell.
     let _ = match body {
@@ -356,9 +376,10 @@ impl<W: Write> Write for Counted<'_, W> {
     }
 }
 
-/// A socket read whose timeout is what is left until `deadline`.
+/// A read whose socket timeout is what is left until `deadline`.
 struct Deadline<'a> {
     stream: &'a TcpStream,
+    inner: &'a mut Io,
     deadline: Instant,
 }
 
@@ -369,7 +390,48 @@ impl Read for Deadline<'_> {
             return Err(io::ErrorKind::TimedOut.into());
         }
         self.stream.set_read_timeout(Some(left))?;
-        (&mut &*self.stream).read(buf)
+        self.inner.read(buf)
+    }
+}
+
+/// A learn-port connection: the socket as it is, or through TLS.
+enum Io {
+    Plain(TcpStream),
+    Tls(TlsStream),
+}
+
+impl Io {
+    /// Runs the TLS handshake where configured (as the client of `server`, if given).
+    fn open(stream: &TcpStream, tls: Option<&Tls>, server: Option<IpAddr>) -> io::Result<Self> {
+        let Some(tls) = tls else { return Ok(Self::Plain(stream.try_clone()?)) };
+        let sock = Arc::new(stream.try_clone()?);
+        let conn = match server {
+            Some(peer) => tls.connect(sock, peer)?,
+            None => tls.accept(sock)?,
+        };
+        Ok(Self::Tls(Arc::new(conn).stream()))
+    }
+}
+
+impl Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Io {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write(buf),
+            Self::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -434,6 +496,8 @@ pub struct LearnClient {
     /// Connect timeout, and the longest the server may stay silent in the middle of an
     /// answer (not a bound on the whole transfer, which may be a large log).
     pub timeout: Duration,
+    /// TLS, as the servers use it; none by default.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// Why a fetch failed. Nothing was changed: no records are returned, and a partly
@@ -475,7 +539,8 @@ impl std::error::Error for LearnError {}
 impl LearnClient {
     /// Legacy's 5 s timeout and 100 MiB messages, configuration 1.
     pub fn new(me: MemberId, version: Version) -> Self {
-        Self { me, version, configuration: 1, limits: Limits::default(), timeout: Duration::from_secs(5) }
+        let timeout = Duration::from_secs(5);
+        Self { me, version, configuration: 1, limits: Limits::default(), timeout, tls: None }
     }
 
     /// The records of `addr`'s log from the record of decree `first` on (empty if the
@@ -536,7 +601,7 @@ impl LearnClient {
         decree: Decree,
         ballot: Ballot,
         configuration: u32,
-    ) -> Result<TcpStream, LearnError> {
+    ) -> Result<Io, LearnError> {
         let header = Header {
             version: self.version,
             from: self.me.clone(),
@@ -547,18 +612,19 @@ impl LearnClient {
         };
         let bytes = WireMessage { header, body }.to_bytes().map_err(LearnError::Encode)?;
         let stream = TcpStream::connect_timeout(&addr, self.timeout).map_err(LearnError::Connect)?;
-        let configured = stream
+        let mut io = stream
             .set_nodelay(true)
             .and_then(|()| stream.set_read_timeout(Some(self.timeout)))
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
-            .and_then(|()| (&stream).write_all(&bytes));
-        configured.map_err(LearnError::Connect)?;
-        Ok(stream)
+            .and_then(|()| Io::open(&stream, self.tls.as_deref(), Some(addr.ip())))
+            .map_err(LearnError::Connect)?;
+        io.write_all(&bytes).map_err(LearnError::Connect)?;
+        Ok(io)
     }
 }
 
 /// Copies the rest of the answer into `file` and syncs it; the bytes copied.
-fn copy_answer(stream: &mut TcpStream, file: &mut File) -> Result<u64, LearnError> {
+fn copy_answer(stream: &mut impl Read, file: &mut File) -> Result<u64, LearnError> {
     let mut chunk = vec![0u8; 1 << 16];
     let mut offset = 0u64;
     loop {

@@ -431,7 +431,7 @@ impl Wire {
     fn reader(&self) -> Box<dyn io::Read + '_> {
         match self {
             Self::Plain(stream) => Box::new(&**stream),
-            Self::Tls(_, conn) => Box::new(conn.reader()),
+            Self::Tls(_, conn) => Box::new(conn.stream()),
         }
     }
 

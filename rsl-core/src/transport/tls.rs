@@ -368,9 +368,9 @@ impl TlsConn {
         Ok(())
     }
 
-    /// A reader of the plaintext (one per connection).
-    pub(super) fn reader(&self) -> TlsReader<'_> {
-        TlsReader { conn: self, raw: vec![0; 1 << 16], start: 0, end: 0 }
+    /// The plaintext stream: reads (one reader per connection) and writes.
+    pub(super) fn stream(self: &Arc<Self>) -> TlsStream {
+        TlsStream { conn: Arc::clone(self), raw: vec![0; 1 << 16], start: 0, end: 0 }
     }
 }
 
@@ -396,15 +396,30 @@ impl Write for &TlsConn {
     }
 }
 
-/// Reads plaintext: socket bytes go into the session without holding it while blocked.
-pub(super) struct TlsReader<'a> {
-    conn: &'a TlsConn,
+/// A connection's plaintext. Reading feeds socket bytes into the session without holding
+/// it while blocked; writing seals and sends.
+pub(super) struct TlsStream {
+    conn: Arc<TlsConn>,
     raw: Vec<u8>,
     start: usize,
     end: usize,
 }
 
-impl Read for TlsReader<'_> {
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.conn).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self.conn).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut session = self.conn.session();
