@@ -109,6 +109,16 @@ static void test_checksum() {
     CHECK(RSLUtils::CalculateChecksum("Hello World!", 13) == 0x055513690431935AULL);
 }
 
+// ---- TLS settings: refusals say false (legacy said true), NULL/NULL turns TLS off ----------
+static void test_ssl_settings() {
+    setenv("RSL_CERT_DIR", "/nonexistent-rsl-certs", 1);
+    CHECK(!SetThumbprintsForSsl("12 34", NULL, false, false));  // malformed
+    CHECK(!SetThumbprintsForSsl("0123456789abcdef0123456789abcdef01234567", NULL, false, false));
+    CHECK(!SetThumbprintsForSsl(NULL, "0123456789abcdef0123456789abcdef01234567", true, true));
+    CHECK(SetThumbprintsForSsl(NULL, NULL, false, false));  // off: replicas start without TLS
+    CHECK(!SetSubjectNamesForSsl("CN=rsl", NULL, NULL, NULL, false));  // not built
+}
+
 // ---- checkpoints through RSLCheckpointUtility and the stream reader -------------------------
 struct PatternCreator : IRSLCheckpointCreator {
     size_t size;
@@ -588,6 +598,7 @@ int main() {
     test_layout();
     test_data_classes();
     test_checksum();
+    test_ssl_settings();
     test_checkpoints();
     CHECK(log_entries > 0);  // ChangeReplicaSet's refusal was logged through the callback
     test_cluster();

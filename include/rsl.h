@@ -5,7 +5,7 @@
 // Differences from legacy, all deliberate:
 // - Not built yet (each fails loudly: a log line and a failure code): Bootstrap, the
 //   Initialize overload without a member set, ChangeConfiguration, CopyStateFromReplica,
-//   TLS (SetThumbprintsForSsl / SetSubjectNamesForSsl return false).
+//   TLS by subject names (SetSubjectNamesForSsl returns false); SetThumbprintsForSsl works.
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter
 //   or false where legacy asserts.
 // - Callbacks of lock class None (CanBecomePrimary, AcceptMessageFromReplica, unserialized
@@ -167,9 +167,13 @@ inline bool STDCALL RSLInit(const char* debugLogPath, bool logDebugMessages = fa
 // Linux has no minidumps; core dumps are the system's setting.
 inline void STDCALL SetMinidumpEnabled(bool) {}
 
-inline bool STDCALL SetThumbprintsForSsl(const char*, const char*, bool, bool) {
-    rsl_not_supported("SetThumbprintsForSsl (TLS)");
-    return false;
+// TLS with pinned thumbprints on replicas started afterwards; certificates (PEM chain and
+// key per file) come from $RSL_CERT_DIR (default /etc/rsl/certs). Unlike legacy, a bad
+// thumbprint or a missing certificate returns false (and logs why).
+inline bool STDCALL SetThumbprintsForSsl(const char* pThumbPrintA, const char* pThumbPrintB,
+                                         bool validateCAChain, bool checkCertificateRevocation) {
+    return rsl_set_thumbprints_for_ssl(pThumbPrintA, pThumbPrintB, validateCAChain,
+                                       checkCertificateRevocation);
 }
 
 inline bool STDCALL SetSubjectNamesForSsl(const char*, const char*, const char*, const char*, bool) {

@@ -256,6 +256,23 @@ uint64_t rsl_checksum(const uint8_t *data, size_t len);
 void rsl_enable_listen_on_all_ips(void);
 
 /**
+ * Legacy `SetThumbprintsForSsl`: TLS on the Paxos and learn ports of replicas started
+ * afterwards, each side presenting the certificate of thumbprint `a` (else `b`) and
+ * accepting only those two. Certificates are PEM files (chain and key) in the directory
+ * `RSL_CERT_DIR` names (default `/etc/rsl/certs`), CAs under its `ca/`. Both null turns
+ * TLS off. Returns false, logging why, on a malformed thumbprint, a certificate that is
+ * missing or expired, no CA for `validate_ca_chain`, or `check_revocation` (not built) —
+ * legacy returned true for most of these.
+ *
+ * # Safety
+ * `a` and `b` are null or NUL-terminated strings.
+ */
+bool rsl_set_thumbprints_for_ssl(const char *a,
+                                 const char *b,
+                                 bool validate_ca_chain,
+                                 bool check_revocation);
+
+/**
  * Legacy `Init(file)`: opens and checks a checkpoint. Returns a Win32 code; on success
  * `*out` is a reader to free with [`rsl_checkpoint_reader_free`].
  *

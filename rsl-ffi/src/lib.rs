@@ -19,7 +19,9 @@ pub mod types;
 // The cdylib exports the symbols of the crates it references (platform-notes §5.2).
 pub use rsl_core;
 
+use rsl_core::transport::{Tls, TlsConfig};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, PoisonError};
 
 /// Results of the C ABI: legacy `RSLResponseCode` values 0–6, then rsl's own from 1000.
 #[repr(u32)]
@@ -111,4 +113,78 @@ pub unsafe extern "C" fn rsl_checksum(data: *const u8, len: usize) -> u64 {
 #[no_mangle]
 pub extern "C" fn rsl_enable_listen_on_all_ips() {
     guard((), rsl_core::runtime::enable_listen_on_all_ips)
+}
+
+/// The TLS settings of replicas started from now on (legacy's are process-wide too).
+static SSL: Mutex<Option<TlsConfig>> = Mutex::new(None);
+
+pub(crate) fn ssl_config() -> Option<TlsConfig> {
+    SSL.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+/// Legacy `SetThumbprintsForSsl`: TLS on the Paxos and learn ports of replicas started
+/// afterwards, each side presenting the certificate of thumbprint `a` (else `b`) and
+/// accepting only those two. Certificates are PEM files (chain and key) in the directory
+/// `RSL_CERT_DIR` names (default `/etc/rsl/certs`), CAs under its `ca/`. Both null turns
+/// TLS off. Returns false, logging why, on a malformed thumbprint, a certificate that is
+/// missing or expired, no CA for `validate_ca_chain`, or `check_revocation` (not built) —
+/// legacy returned true for most of these.
+///
+/// # Safety
+/// `a` and `b` are null or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_set_thumbprints_for_ssl(
+    a: *const libc::c_char,
+    b: *const libc::c_char,
+    validate_ca_chain: bool,
+    check_revocation: bool,
+) -> bool {
+    guard(false, || {
+        // SAFETY: null or NUL-terminated, per the contract.
+        let (ta, tb) = unsafe { (c_str(a), c_str(b)) };
+        if (!a.is_null() && ta.is_none()) || (!b.is_null() && tb.is_none()) {
+            tracing::error!("SetThumbprintsForSsl: a thumbprint is not UTF-8");
+            return false;
+        }
+        let config = (ta.is_some() || tb.is_some()).then(|| TlsConfig {
+            cert_dir: std::env::var_os("RSL_CERT_DIR").map_or_else(|| "/etc/rsl/certs".into(), Into::into),
+            thumbprints: [ta.map(str::to_owned), tb.map(str::to_owned)],
+            validate_ca_chain,
+            check_revocation,
+            handshake_timeout: std::time::Duration::from_secs(5),
+        });
+        if let Some(Err(e)) = config.as_ref().map(Tls::new) {
+            tracing::error!("SetThumbprintsForSsl: {e}");
+            return false;
+        }
+        *SSL.lock().unwrap_or_else(PoisonError::into_inner) = config;
+        true
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha1::Digest;
+    use std::ffi::CString;
+
+    #[test]
+    fn set_thumbprints_for_ssl_takes_a_pinned_certificate_and_null_null_turns_tls_off() {
+        let dir = std::env::temp_dir().join(format!("rsl-ffi-ssl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["rsl".to_owned()]).unwrap().self_signed(&key).unwrap();
+        std::fs::write(dir.join("cluster.pem"), cert.pem() + &key.serialize_pem()).unwrap();
+        let hex: String = sha1::Sha1::digest(cert.der()).iter().map(|b| format!("{b:02x}")).collect();
+        std::env::set_var("RSL_CERT_DIR", &dir);
+        let a = CString::new(hex).unwrap();
+        // SAFETY: a NUL-terminated string and a null pointer.
+        assert!(unsafe { rsl_set_thumbprints_for_ssl(a.as_ptr(), std::ptr::null(), false, false) });
+        let config = ssl_config().expect("TLS is on for replicas started now");
+        assert_eq!(config.cert_dir, dir);
+        // SAFETY: two null pointers.
+        assert!(unsafe { rsl_set_thumbprints_for_ssl(std::ptr::null(), std::ptr::null(), false, false) });
+        assert!(ssl_config().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

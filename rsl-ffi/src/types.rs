@@ -213,6 +213,7 @@ impl RslConfigParam {
             add_member_id_to_working_dir: self.add_member_id_to_working_dir,
             cancel_disk_io: self.cancel_disk_io,
             use_global_accept_messages_flag: self.use_global_accept_messages_flag,
+            tls: crate::ssl_config(),
             ..RslConfig::default()
         }
     }
