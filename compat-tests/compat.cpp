@@ -116,7 +116,10 @@ static void test_ssl_settings() {
     CHECK(!SetThumbprintsForSsl("0123456789abcdef0123456789abcdef01234567", NULL, false, false));
     CHECK(!SetThumbprintsForSsl(NULL, "0123456789abcdef0123456789abcdef01234567", true, true));
     CHECK(SetThumbprintsForSsl(NULL, NULL, false, false));  // off: replicas start without TLS
-    CHECK(!SetSubjectNamesForSsl("CN=rsl", NULL, NULL, NULL, false));  // not built
+    CHECK(!SetSubjectNamesForSsl("CN=rsl", "zz", NULL, NULL, false));    // malformed issuer
+    CHECK(!SetSubjectNamesForSsl("CN=rsl", "0123456789abcdef0123456789abcdef01234567", NULL, NULL,
+                                 false));                                 // no such certificate
+    CHECK(SetSubjectNamesForSsl(NULL, NULL, NULL, NULL, false));          // off
 }
 
 // ---- checkpoints through RSLCheckpointUtility and the stream reader -------------------------

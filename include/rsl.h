@@ -4,8 +4,9 @@
 //
 // Differences from legacy, all deliberate:
 // - Not built yet (each fails loudly: a log line and a failure code): Bootstrap, the
-//   Initialize overload without a member set, ChangeConfiguration, CopyStateFromReplica,
-//   TLS by subject names (SetSubjectNamesForSsl returns false); SetThumbprintsForSsl works.
+//   Initialize overload without a member set, ChangeConfiguration, CopyStateFromReplica.
+// - SetThumbprintsForSsl / SetSubjectNamesForSsl return false (and log why) on a bad
+//   thumbprint or a missing certificate, where legacy returned true.
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter
 //   or false where legacy asserts.
 // - Callbacks of lock class None (CanBecomePrimary, AcceptMessageFromReplica, unserialized
@@ -176,9 +177,13 @@ inline bool STDCALL SetThumbprintsForSsl(const char* pThumbPrintA, const char* p
                                        checkCertificateRevocation);
 }
 
-inline bool STDCALL SetSubjectNamesForSsl(const char*, const char*, const char*, const char*, bool) {
-    rsl_not_supported("SetSubjectNamesForSsl (TLS)");
-    return false;
+// Peers by subject name and issuer thumbprints (",;"-separated); see
+// rsl_set_subject_names_for_ssl. Returns false, logging why, on any failure.
+inline bool STDCALL SetSubjectNamesForSsl(const char* pSubjectA, const char* pThumbPrintsParentA,
+                                          const char* pSubjectB, const char* pThumbPrintsParentB,
+                                          bool considerIdentitiesWhitelist) {
+    return rsl_set_subject_names_for_ssl(pSubjectA, pThumbPrintsParentA, pSubjectB,
+                                         pThumbPrintsParentB, considerIdentitiesWhitelist);
 }
 
 inline void STDCALL EnableListenOnAllIPs() { rsl_enable_listen_on_all_ips(); }

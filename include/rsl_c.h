@@ -273,6 +273,24 @@ bool rsl_set_thumbprints_for_ssl(const char *a,
                                  bool check_revocation);
 
 /**
+ * Legacy `SetSubjectNamesForSsl`: TLS for replicas started afterwards, accepting a peer
+ * whose certificate's subject is `subject_a` (or `subject_b`) and that one of the
+ * certificates listed in `parents_a` (`parents_b`: thumbprints separated by `,` or `;`)
+ * signed. `consider_thumbprints` keeps the peers `SetThumbprintsForSsl` pinned too;
+ * false drops them. Our certificate is the first in `RSL_CERT_DIR` with one of the
+ * subjects (unless a thumbprint names it). Returns false, logging why, on any failure —
+ * legacy always returned true.
+ *
+ * # Safety
+ * Each pointer is null or a NUL-terminated string.
+ */
+bool rsl_set_subject_names_for_ssl(const char *subject_a,
+                                   const char *parents_a,
+                                   const char *subject_b,
+                                   const char *parents_b,
+                                   bool consider_thumbprints);
+
+/**
  * Legacy `Init(file)`: opens and checks a checkpoint. Returns a Win32 code; on success
  * `*out` is a reader to free with [`rsl_checkpoint_reader_free`].
  *

@@ -835,6 +835,7 @@ fn a_cluster_with_tls_commits_fails_over_and_takes_a_restarted_replica_back() {
     let tls = TlsConfig {
         cert_dir: certs,
         thumbprints: [Some(thumbprint), None],
+        subjects: Vec::new(),
         validate_ca_chain: false,
         check_revocation: false,
         handshake_timeout: Duration::from_secs(2),

@@ -5,10 +5,10 @@
 //! fails to start, saying why. (A replica cluster with TLS fails over in `replica_api`.)
 
 use bytes::Bytes;
-use rcgen::{date_time_ymd, CertificateParams, KeyPair};
+use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rsl_core::paxos::{Ballot, Body, Decree, Member, MemberId, MemberSet, Message};
 use rsl_core::transport::{
-    member_ip, TcpTransport, Tls, TlsConfig, Transport, TransportConfig, TransportStats,
+    member_ip, SubjectRule, TcpTransport, Tls, TlsConfig, Transport, TransportConfig, TransportStats,
 };
 use rsl_core::wire::Version;
 use sha1::{Digest, Sha1};
@@ -61,6 +61,7 @@ fn tls(dir: &Path, a: &str, b: Option<&str>) -> TlsConfig {
     TlsConfig {
         cert_dir: dir.to_owned(),
         thumbprints: [Some(a.to_owned()), b.map(str::to_owned)],
+        subjects: Vec::new(),
         validate_ca_chain: false,
         check_revocation: false,
         handshake_timeout: Duration::from_millis(500),
@@ -277,4 +278,63 @@ fn the_learn_port_serves_pinned_clients_only() {
     assert_eq!(server.stats().tls, 1, "{:?}", server.stats());
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn hex(der: &[u8]) -> String {
+    Sha1::digest(der).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A CA: its certificate's thumbprint, and the issuer to sign with.
+fn ca(name: &str) -> (String, CertifiedIssuer<'static, KeyPair>) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    (hex(issuer.as_ref().der()), issuer)
+}
+
+/// `<dir>/<file>.pem`: a certificate for `cn` signed by `issuer`, with the issuer's
+/// certificate after it (the chain a peer presents) and the key.
+fn issued(dir: &Path, file: &str, cn: &str, issuer: &CertifiedIssuer<'static, KeyPair>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut params = CertificateParams::new(vec!["rsl".to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    let pem = cert.pem() + &issuer.as_ref().pem() + &key.serialize_pem();
+    std::fs::write(dir.join(format!("{file}.pem")), pem).unwrap();
+}
+
+#[test]
+fn subject_names_accept_peers_their_issuers_signed() {
+    let (ca_thumb, ca_issuer) = ca("rsl test CA");
+    let (_, rogue) = ca("rogue CA");
+    let dirs: Vec<PathBuf> = ["s1", "s2", "s3", "s4"].iter().map(|n| temp(n)).collect();
+    issued(&dirs[0], "node", "rsl-node", &ca_issuer);
+    issued(&dirs[1], "node", "rsl-node", &ca_issuer);
+    issued(&dirs[2], "node", "rsl-node", &rogue); // the right name, the wrong issuer
+    issued(&dirs[3], "node", "intruder", &ca_issuer); // the right issuer, the wrong name
+    let config = |dir: &Path, subject: &str| TlsConfig {
+        cert_dir: dir.to_owned(),
+        thumbprints: [None, None],
+        subjects: vec![SubjectRule { subject: subject.to_owned(), issuers: vec![ca_thumb.clone()] }],
+        validate_ca_chain: false,
+        check_revocation: false,
+        handshake_timeout: Duration::from_millis(500),
+    };
+    let members = members(4);
+    let one = start("1", &members, &config(&dirs[0], "CN=rsl-node"));
+    let two = start("2", &members, &config(&dirs[1], "rsl-node"));
+    two.send(&id("1"), &query("2", 1)).unwrap();
+    assert_eq!(one.events().recv_timeout(WAIT).unwrap().1, query("2", 1), "accepted by subject and issuer");
+    let three = start("3", &members, &config(&dirs[2], "rsl-node"));
+    let four = start("4", &members, &config(&dirs[3], "intruder"));
+    three.send(&id("1"), &query("3", 2)).unwrap();
+    four.send(&id("1"), &query("4", 3)).unwrap();
+    let stats = await_stats(&one, |s| s.tls >= 2);
+    assert!(stats.tls >= 2, "{stats:?}");
+    assert!(one.events().recv_timeout(Duration::from_millis(300)).is_err(), "neither got in");
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

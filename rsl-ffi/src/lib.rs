@@ -19,7 +19,7 @@ pub mod types;
 // The cdylib exports the symbols of the crates it references (platform-notes §5.2).
 pub use rsl_core;
 
-use rsl_core::transport::{Tls, TlsConfig};
+use rsl_core::transport::{SubjectRule, Tls, TlsConfig};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, PoisonError};
 
@@ -146,19 +146,95 @@ pub unsafe extern "C" fn rsl_set_thumbprints_for_ssl(
             tracing::error!("SetThumbprintsForSsl: a thumbprint is not UTF-8");
             return false;
         }
-        let config = (ta.is_some() || tb.is_some()).then(|| TlsConfig {
-            cert_dir: std::env::var_os("RSL_CERT_DIR").map_or_else(|| "/etc/rsl/certs".into(), Into::into),
+        let mut ssl = SSL.lock().unwrap_or_else(PoisonError::into_inner);
+        if ta.is_none() && tb.is_none() {
+            *ssl = None; // legacy: both null turns TLS off
+            return true;
+        }
+        let subjects = ssl.as_ref().map(|c| c.subjects.clone()).unwrap_or_default();
+        let config = TlsConfig {
             thumbprints: [ta.map(str::to_owned), tb.map(str::to_owned)],
             validate_ca_chain,
             check_revocation,
-            handshake_timeout: std::time::Duration::from_secs(5),
-        });
-        if let Some(Err(e)) = config.as_ref().map(Tls::new) {
-            tracing::error!("SetThumbprintsForSsl: {e}");
-            return false;
+            ..tls_config(subjects)
+        };
+        set_ssl(&mut ssl, config, "SetThumbprintsForSsl")
+    })
+}
+
+/// TLS settings with the certificate directory and no peers yet.
+fn tls_config(subjects: Vec<SubjectRule>) -> TlsConfig {
+    TlsConfig {
+        cert_dir: std::env::var_os("RSL_CERT_DIR").map_or_else(|| "/etc/rsl/certs".into(), Into::into),
+        thumbprints: [None, None],
+        subjects,
+        validate_ca_chain: false,
+        check_revocation: false,
+        handshake_timeout: std::time::Duration::from_secs(5),
+    }
+}
+
+/// Takes `config` if it sets up (none if it names no peer at all); false, logged, if not.
+fn set_ssl(ssl: &mut Option<TlsConfig>, config: TlsConfig, caller: &str) -> bool {
+    if config.thumbprints.iter().all(Option::is_none) && config.subjects.is_empty() {
+        *ssl = None;
+        return true;
+    }
+    match Tls::new(&config) {
+        Ok(_) => {
+            *ssl = Some(config);
+            true
         }
-        *SSL.lock().unwrap_or_else(PoisonError::into_inner) = config;
-        true
+        Err(e) => {
+            tracing::error!("{caller}: {e}");
+            false
+        }
+    }
+}
+
+/// Legacy `SetSubjectNamesForSsl`: TLS for replicas started afterwards, accepting a peer
+/// whose certificate's subject is `subject_a` (or `subject_b`) and that one of the
+/// certificates listed in `parents_a` (`parents_b`: thumbprints separated by `,` or `;`)
+/// signed. `consider_thumbprints` keeps the peers `SetThumbprintsForSsl` pinned too;
+/// false drops them. Our certificate is the first in `RSL_CERT_DIR` with one of the
+/// subjects (unless a thumbprint names it). Returns false, logging why, on any failure —
+/// legacy always returned true.
+///
+/// # Safety
+/// Each pointer is null or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_set_subject_names_for_ssl(
+    subject_a: *const libc::c_char,
+    parents_a: *const libc::c_char,
+    subject_b: *const libc::c_char,
+    parents_b: *const libc::c_char,
+    consider_thumbprints: bool,
+) -> bool {
+    guard(false, || {
+        let mut subjects = Vec::new();
+        for (subject, parents) in [(subject_a, parents_a), (subject_b, parents_b)] {
+            // SAFETY: null or NUL-terminated, per the contract.
+            let (name, list) = unsafe { (c_str(subject), c_str(parents)) };
+            if (!subject.is_null() && name.is_none()) || (!parents.is_null() && list.is_none()) {
+                tracing::error!("SetSubjectNamesForSsl: a subject or thumbprint list is not UTF-8");
+                return false;
+            }
+            if let Some(name) = name.filter(|n| !n.trim().is_empty()) {
+                let issuers =
+                    list.unwrap_or_default().split([',', ';']).map(str::trim).filter(|t| !t.is_empty());
+                subjects.push(SubjectRule {
+                    subject: name.to_owned(),
+                    issuers: issuers.map(str::to_owned).collect(),
+                });
+            }
+        }
+        let mut ssl = SSL.lock().unwrap_or_else(PoisonError::into_inner);
+        let pinned = ssl.as_ref().filter(|_| consider_thumbprints);
+        let config = match pinned {
+            Some(old) => TlsConfig { subjects, ..old.clone() },
+            None => tls_config(subjects),
+        };
+        set_ssl(&mut ssl, config, "SetSubjectNamesForSsl")
     })
 }
 

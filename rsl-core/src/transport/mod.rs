@@ -32,7 +32,7 @@ pub use ring_transport::RingTransport;
 pub use shm::start_shm;
 pub use stats::{Refusal, TransportStats};
 pub use tcp::{Packet, TcpTransport};
-pub use tls::{Tls, TlsConfig, TlsError};
+pub use tls::{SubjectRule, Tls, TlsConfig, TlsError};
 
 use crate::paxos::{MemberId, MemberSet, Message};
 use crate::wire::{EncodeError, Limits, Version};

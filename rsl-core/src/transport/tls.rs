@@ -1,8 +1,13 @@
-//! TLS for the Paxos and learn ports, with legacy's certificate pinning
-//! (`SetThumbprintsForSsl`): both sides present a certificate, and each accepts the other
-//! only if its SHA-1 thumbprint is one of the two configured (A or B, so a cluster can
-//! rotate), it is within its validity period, and — when asked — its chain leads to a CA
-//! in the certificate directory. rustls (ring) does the protocol.
+//! TLS for the Paxos and learn ports, with legacy's certificate pinning: both sides
+//! present a certificate, within its validity period, and each accepts the other if
+//! - its SHA-1 thumbprint is one of the two configured (`SetThumbprintsForSsl`: A or B,
+//!   so a cluster can rotate) — and, when asked, its chain leads to a CA in the
+//!   certificate directory; or
+//! - its subject is one configured and it is signed by a certificate whose thumbprint is
+//!   one of that subject's issuers (`SetSubjectNamesForSsl`); the issuer comes with the
+//!   peer's chain or from the CA directory, and its signature is checked.
+//!
+//! rustls (ring) does the protocol.
 //!
 //! Certificates come from a directory of PEM files (the stand-in for Windows' "MY" store):
 //! each file holds a certificate chain, leaf first, and the leaf's private key. This
@@ -39,14 +44,26 @@ pub struct TlsConfig {
     /// PEM files of certificate chains with their keys; CAs under `ca/`.
     pub cert_dir: PathBuf,
     /// SHA-1 thumbprints (40 hex digits; spaces and colons ignored). Ours is A's
-    /// certificate, else B's; a peer must present A's or B's. At least one is given.
+    /// certificate, else B's; a peer presenting A's or B's is accepted.
     pub thumbprints: [Option<String>; 2],
+    /// Subjects accepted with the thumbprints of the certificates that may issue them;
+    /// ours is the first certificate whose subject is one of these (when no thumbprint
+    /// names it). At least one thumbprint or subject is given.
+    pub subjects: Vec<SubjectRule>,
     /// The peer's chain must also lead to a CA in `<cert_dir>/ca`.
     pub validate_ca_chain: bool,
     /// Revocation checking: not built (no CRL or OCSP source here); asking for it fails.
     pub check_revocation: bool,
     /// The longest a handshake may take.
     pub handshake_timeout: Duration,
+}
+
+/// A subject name (`CN=…`, the common name alone, or the whole distinguished name) and
+/// the thumbprints of its allowed issuers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectRule {
+    pub subject: String,
+    pub issuers: Vec<String>,
 }
 
 /// Why TLS could not be set up.
@@ -95,11 +112,33 @@ fn check_validity(cert: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls
     Ok(())
 }
 
-/// Accepts a peer whose certificate is pinned (and valid, and chained to a CA if asked).
+/// Whether `cert`'s subject is `subject`: its whole distinguished name, its common name,
+/// or `CN=` and its common name.
+fn subject_is(cert: &[u8], subject: &str) -> bool {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert) else { return false };
+    let dn = parsed.subject();
+    let cn = dn.iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default();
+    let subject = subject.trim();
+    subject == dn.to_string()
+        || (!cn.is_empty() && (subject == cn || subject.strip_prefix("CN=") == Some(cn)))
+}
+
+/// A subject rule with its issuers' thumbprints parsed.
+#[derive(Debug)]
+struct Subject {
+    name: String,
+    issuers: Vec<Thumbprint>,
+}
+
+/// Accepts a peer whose certificate is pinned (and valid, and chained to a CA if asked),
+/// or whose subject is allowed and signed by one of its allowed issuers.
 #[derive(Debug)]
 struct Pinned {
     pins: Vec<Thumbprint>,
+    subjects: Vec<Subject>,
     roots: Option<RootCertStore>,
+    /// The CA directory's certificates, where a subject's issuer may be found.
+    cas: Vec<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -110,22 +149,31 @@ impl Pinned {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        if !self.pins.contains(&thumbprint(end_entity)) {
-            return Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure));
-        }
         check_validity(end_entity, now)?;
-        if let Some(roots) = &self.roots {
-            let parsed = ParsedCertificate::try_from(end_entity)?;
-            let algorithms = self.provider.signature_verification_algorithms.all;
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        let signed_by = |roots: &RootCertStore| {
             rustls::client::verify_server_cert_signed_by_trust_anchor(
                 &parsed,
                 roots,
                 intermediates,
                 now,
                 algorithms,
-            )?;
+            )
+        };
+        if self.pins.contains(&thumbprint(end_entity)) {
+            return self.roots.as_ref().map_or(Ok(()), signed_by);
         }
-        Ok(())
+        for rule in self.subjects.iter().filter(|rule| subject_is(end_entity, &rule.name)) {
+            let mut issuers = RootCertStore::empty();
+            let candidates = intermediates.iter().chain(&self.cas);
+            let allowed = candidates.filter(|c| rule.issuers.contains(&thumbprint(c)));
+            issuers.add_parsable_certificates(allowed.map(|c| c.clone().into_owned()));
+            if !issuers.is_empty() && signed_by(&issuers).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
     }
 
     fn schemes(&self) -> Vec<SignatureScheme> {
@@ -244,15 +292,31 @@ impl Tls {
         }
         let pins: Vec<Thumbprint> =
             config.thumbprints.iter().flatten().map(|t| parse_thumbprint(t)).collect::<Result<_, _>>()?;
-        if pins.is_empty() {
-            return Err(TlsError("no thumbprint given".into()));
+        let subjects = config
+            .subjects
+            .iter()
+            .map(|rule| {
+                let issuers = rule.issuers.iter().map(|t| parse_thumbprint(t)).collect::<Result<_, _>>()?;
+                Ok(Subject { name: rule.subject.clone(), issuers })
+            })
+            .collect::<Result<Vec<_>, TlsError>>()?;
+        if pins.is_empty() && subjects.is_empty() {
+            return Err(TlsError("no thumbprint or subject given".into()));
         }
         let mut identities = identities(&config.cert_dir)?;
-        let ours = pins.iter().find_map(|pin| identities.iter().position(|(t, _)| t == pin));
+        let ours = pins.iter().find_map(|pin| identities.iter().position(|(t, _)| t == pin)).or_else(|| {
+            let named = |(_, (chain, _)): &(Thumbprint, Identity)| {
+                subjects.iter().any(|s| subject_is(&chain[0], &s.name))
+            };
+            identities.iter().position(named)
+        });
         let Some(ours) = ours else {
+            let wanted = config.thumbprints.iter().flatten().cloned();
+            let wanted: Vec<String> =
+                wanted.chain(config.subjects.iter().map(|s| s.subject.clone())).collect();
             return Err(TlsError(format!(
-                "no certificate with thumbprint {} in {}",
-                config.thumbprints.iter().flatten().cloned().collect::<Vec<_>>().join(" or "),
+                "no certificate with thumbprint or subject {} in {}",
+                wanted.join(" or "),
                 config.cert_dir.display()
             )));
         };
@@ -264,7 +328,8 @@ impl Tls {
             true => Some(ca_roots(&config.cert_dir.join("ca"))?),
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(Pinned { pins, roots, provider: Arc::clone(&provider) });
+        let cas = certificates_in(&config.cert_dir.join("ca"));
+        let verifier = Arc::new(Pinned { pins, subjects, roots, cas, provider: Arc::clone(&provider) });
         let bad = |e: rustls::Error| TlsError(e.to_string());
         let server = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
@@ -298,18 +363,16 @@ impl Tls {
     }
 }
 
+/// Every certificate in the PEM files of `dir` (none if there is no such directory).
+fn certificates_in(dir: &Path) -> Vec<CertificateDer<'static>> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let certs = entries.filter_map(Result::ok).filter_map(|e| CertificateDer::pem_file_iter(e.path()).ok());
+    certs.flat_map(|file| file.filter_map(Result::ok)).collect()
+}
+
 fn ca_roots(dir: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for (_, (chain, _)) in identities(dir).unwrap_or_default() {
-        roots.add_parsable_certificates(chain);
-    }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
-            if let Ok(certs) = CertificateDer::pem_file_iter(&path) {
-                roots.add_parsable_certificates(certs.filter_map(Result::ok));
-            }
-        }
-    }
+    roots.add_parsable_certificates(certificates_in(dir));
     if roots.is_empty() {
         return Err(TlsError(format!(
             "CA validation asked for, but {} holds no CA certificate",
