@@ -818,6 +818,11 @@ fn a_flood_of_connections_and_garbage_leaves_the_cluster_committing_with_bounded
     assert!(max_threads <= threads_before + 40, "threads {threads_before} → {max_threads} under the flood");
     assert!(rss < rss_before + 256 * 1024, "memory grew from {rss_before} to {rss} KiB");
     assert_eq!(nodes[p].replica.read_state(|s| s.sum), (1..=last).sum::<u64>());
+    let stats = nodes[p].replica.transport_stats();
+    // Every connection but the few kept was refused and counted: a stranger's address (or
+    // the primary's own), garbage, an oversized frame, or over the limits.
+    let refused = stats.non_member + stats.malformed + stats.oversize + stats.connection_limit;
+    assert!(refused >= 4000, "{stats:?}");
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,7 +12,10 @@ use super::{panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
 use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record, Rng};
 use crate::storage::{FileJournal, FileOptions, NvmJournal, NvmOptions};
 use crate::transport::learn::{LearnConfig, LearnServer, LogReads};
-use crate::transport::{start_rdma, start_shm, StartError, TcpTransport, Tls, Transport, TransportConfig};
+use crate::transport::{
+    start_rdma, start_shm, Counters, StartError, TcpTransport, Tls, Transport, TransportConfig,
+    TransportStats,
+};
 use crate::wire::{Limits, Version};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, unbounded, Sender};
@@ -72,6 +75,7 @@ pub struct Replica<S: StateMachine> {
     last_stats: parking_lot::Mutex<Instant>,
     log_reads: Arc<LogReads>,
     recovered_records: usize,
+    transport_counters: Arc<Counters>,
 }
 
 struct Threads {
@@ -241,6 +245,7 @@ impl<S: StateMachine> Replica<S> {
         executor.schedule_checkpoint(50); // the first interval gets ±50 %
         let executor = spawn(format!("rsl-execute-{me}"), move || executor.run())?;
         let (ready_tx, ready) = bounded(1);
+        let transport_counters = transport.counters();
         let engine = Engine::<S> {
             replica: core,
             epoch: Instant::now(),
@@ -279,6 +284,7 @@ impl<S: StateMachine> Replica<S> {
             last_stats: parking_lot::Mutex::new(Instant::now()),
             log_reads,
             recovered_records,
+            transport_counters,
         };
         if ready.recv().is_err() {
             return Err(replica
@@ -494,6 +500,12 @@ impl<S: StateMachine> Replica<S> {
     /// Runs `f` on the application under the shared callback lock.
     pub fn read_state<T>(&self, f: impl FnOnce(&S) -> T) -> T {
         f(&self.app.read())
+    }
+
+    /// What the Paxos port refused (non-members, wrong addresses, bad packets, TLS,
+    /// connection limits) and the connections it made, since start: cumulative.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport_counters.snapshot()
     }
 
     /// Whether this replica is primary and takes requests (legacy's "is primary" flag).

@@ -4,7 +4,7 @@
 //! receiver (so version-dependent fields are dropped exactly as on TCP), and queues are
 //! bounded (`max_outstanding_per_replica`), so a full one drops, as TCP's outbox does.
 
-use super::{SendError, Transport};
+use super::{Counters, SendError, Transport};
 use crate::paxos::{MemberId, Message};
 use crate::wire::{decode, Limits, Version, WireMessage};
 use bytes::Bytes;
@@ -94,5 +94,10 @@ impl Transport for ChannelTransport {
         if let Some(decoder) = self.decoder.take() {
             let _ = decoder.join();
         }
+    }
+
+    /// In-process channels refuse nothing: the counters stay at zero.
+    fn counters(&self) -> Arc<Counters> {
+        Arc::default()
     }
 }

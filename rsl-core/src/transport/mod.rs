@@ -30,7 +30,7 @@ pub use channel::{ChannelNetwork, ChannelTransport};
 pub use rdma::start_rdma;
 pub use ring_transport::RingTransport;
 pub use shm::start_shm;
-pub use stats::{Refusal, TransportStats};
+pub use stats::{Counters, Refusal, TransportStats};
 pub use tcp::{Packet, TcpTransport};
 pub use tls::{SubjectRule, Tls, TlsConfig, TlsError};
 
@@ -53,6 +53,8 @@ pub trait Transport: Send + 'static {
     fn set_version(&self, version: Version);
     /// Stops delivering and sending; joins the transport's threads.
     fn stop(&mut self);
+    /// The transport's refusal and connection counters, live.
+    fn counters(&self) -> Arc<Counters>;
 }
 
 /// The settings of one replica's transport (legacy `RSLConfigParam` rows 13, 14, 17, 27 and

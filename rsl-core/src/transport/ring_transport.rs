@@ -18,6 +18,7 @@
 //! ring it is in.
 
 use super::ring::{Consumer, Producer};
+use super::stats::{Counters, Refusal};
 use super::{SendError, StartError, Transport, TransportConfig};
 use crate::paxos::{MemberId, Message};
 use crate::wire::{decode, fingerprint, Limits, Version, WireMessage};
@@ -307,6 +308,7 @@ pub struct RingTransport {
     poller: Option<std::thread::JoinHandle<()>>,
     /// What else the medium runs (RDMA's connection threads), stopped after the poller.
     medium: Option<Box<dyn FnOnce() + Send + Sync>>,
+    counters: Arc<Counters>,
 }
 
 impl RingTransport {
@@ -328,12 +330,22 @@ impl RingTransport {
         let outgoing = Arc::new(outgoing);
         let (events_tx, events) = bounded(EVENTS_CAPACITY);
         let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
         let poller = {
-            let (outgoing, stop, bell, limits) =
-                (Arc::clone(&outgoing), Arc::clone(&stop), Arc::clone(&bell), config.limits);
+            let (outgoing, stop, bell, limits, counters) = (
+                Arc::clone(&outgoing),
+                Arc::clone(&stop),
+                Arc::clone(&bell),
+                config.limits,
+                Arc::clone(&counters),
+            );
+            let poll = move || {
+                let sink = Sink { events: &events_tx, limits: &limits, counters: &counters };
+                poll_loop(&mut incoming, &outgoing, bell.as_ref(), &stop, &sink)
+            };
             std::thread::Builder::new()
                 .name(format!("rsl-{name}-{}", config.me))
-                .spawn(move || poll_loop(&mut incoming, &outgoing, bell.as_ref(), &stop, &limits, &events_tx))
+                .spawn(poll)
                 .map_err(StartError::Thread)?
         };
         Ok(Self {
@@ -344,7 +356,41 @@ impl RingTransport {
             bell,
             poller: Some(poller),
             medium: medium_stop,
+            counters,
         })
+    }
+}
+
+/// Where the poller hands what it read: decoded, checked, counted.
+struct Sink<'a> {
+    events: &'a Sender<(Version, Message)>,
+    limits: &'a Limits,
+    counters: &'a Counters,
+}
+
+impl Sink<'_> {
+    /// The same gateway as TCP's: it decodes, or it is dropped; and it is from the peer.
+    fn deliver(&self, peer: &MemberId, bytes: Vec<u8>) {
+        let message = decode(&bytes::Bytes::from(bytes), self.limits).ok().and_then(|wire| {
+            let version = wire.header.version;
+            wire.into_core().map(|m| (version, m))
+        });
+        match message {
+            Some((version, message)) if message.from == *peer => {
+                if let Err(TrySendError::Full(_)) = self.events.try_send((version, message)) {
+                    tracing::warn!("ring transport: the runtime is behind; a message from {peer} dropped");
+                    self.counters.refuse(Refusal::QueueFull);
+                }
+            }
+            Some((_, message)) => {
+                tracing::warn!("ring transport: a message from {} in {peer}'s ring; refused", message.from);
+                self.counters.refuse(Refusal::NonMember);
+            }
+            None => {
+                tracing::warn!("ring transport: a message from {peer} that does not decode; refused");
+                self.counters.refuse(Refusal::Malformed);
+            }
+        }
     }
 }
 
@@ -353,34 +399,16 @@ fn poll_loop(
     outgoing: &HashMap<MemberId, Mutex<Outgoing>>,
     bell: &dyn Doorbell,
     stop: &AtomicBool,
-    limits: &Limits,
-    events: &Sender<(Version, Message)>,
+    sink: &Sink<'_>,
 ) {
-    let mut deliver = |peer: &MemberId, bytes: Vec<u8>| {
-        // The same gateway as TCP: it decodes, or it is dropped; and it is from the peer.
-        let message = decode(&bytes::Bytes::from(bytes), limits).ok().and_then(|wire| {
-            let version = wire.header.version;
-            wire.into_core().map(|m| (version, m))
-        });
-        match message {
-            Some((version, message)) if message.from == *peer => {
-                if let Err(TrySendError::Full(_)) = events.try_send((version, message)) {
-                    tracing::warn!("ring transport: the runtime is behind; a message from {peer} dropped");
-                }
-            }
-            Some((_, message)) => {
-                tracing::warn!("ring transport: a message from {} in {peer}'s ring; refused", message.from)
-            }
-            None => tracing::warn!("ring transport: a message from {peer} that does not decode; refused"),
-        }
-    };
+    let mut deliver = |peer: &MemberId, bytes: Vec<u8>| sink.deliver(peer, bytes);
     let mut idle_polls = 0u32;
     while !stop.load(Ordering::Acquire) {
         let mark = bell.mark();
         let idle = idle_polls >= SPINS;
         let mut progress = false;
         for ring in incoming.iter_mut() {
-            progress |= ring.poll(limits, idle, &mut deliver);
+            progress |= ring.poll(sink.limits, idle, &mut deliver);
         }
         for out in outgoing.values() {
             let mut out = out.lock();
@@ -425,6 +453,10 @@ impl Transport for RingTransport {
 
     fn set_version(&self, version: Version) {
         self.version.store(version.as_u16(), Ordering::Relaxed);
+    }
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
     }
 
     fn stop(&mut self) {

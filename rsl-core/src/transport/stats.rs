@@ -89,9 +89,9 @@ impl TransportStats {
     }
 }
 
-/// The live counters, shared by a transport's threads.
+/// The live counters, shared by a transport's threads and whoever reports them.
 #[derive(Default, Debug)]
-pub(super) struct Counters {
+pub struct Counters {
     refused: [AtomicU64; REFUSALS],
     connects: AtomicU64,
     accepts: AtomicU64,
@@ -110,7 +110,7 @@ impl Counters {
         self.accepts.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn snapshot(&self) -> TransportStats {
+    pub fn snapshot(&self) -> TransportStats {
         let r = |reason: Refusal| self.refused[reason.index()].load(Ordering::Relaxed);
         TransportStats {
             non_member: r(Refusal::NonMember),

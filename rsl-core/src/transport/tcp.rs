@@ -62,7 +62,7 @@ struct Shared {
     config: TransportConfig,
     me: Member,
     gateway: Gateway,
-    counters: Counters,
+    counters: Arc<Counters>,
     events: Sender<(Version, Message)>,
     /// The version outgoing messages are encoded in (raised at run time, §4.11).
     version: AtomicU16,
@@ -89,7 +89,7 @@ impl TcpTransport {
         let shared = Arc::new(Shared {
             gateway: Gateway::new(&me.id, &config.members, config.limits),
             me,
-            counters: Counters::default(),
+            counters: Arc::default(),
             events: events_tx,
             stop,
             inbound: Mutex::new(HashMap::new()),
@@ -263,6 +263,10 @@ impl Transport for TcpTransport {
 
     fn stop(&mut self) {
         TcpTransport::stop(self);
+    }
+
+    fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.shared.counters)
     }
 }
 
