@@ -233,6 +233,9 @@ fn bad_tls_settings_fail_to_start_and_say_why() {
     let a = certificate(&dir, "cluster", 2020, 2090);
     let cases = [
         (tls(&dir, "12:34", None), "not 40 hex digits"),
+        // Found by the C ABI fuzz target: a multi-byte character once split a digit pair.
+        (tls(&dir, &format!("é{}", "0".repeat(38)), None), "not 40 hex digits"),
+        (tls(&dir, &"0".repeat(41), None), "not 40 hex digits"),
         (tls(&dir, &"0".repeat(40), None), "no certificate with thumbprint"),
         (TlsConfig { check_revocation: true, ..tls(&dir, &a, None) }, "revocation checking is not built"),
         (TlsConfig { validate_ca_chain: true, ..tls(&dir, &a, None) }, "holds no CA certificate"),
@@ -337,4 +340,33 @@ fn subject_names_accept_peers_their_issuers_signed() {
     for dir in dirs {
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+#[test]
+fn a_server_that_never_finishes_the_handshake_times_the_client_out() {
+    let dir = temp("client-timeout");
+    let a = certificate(&dir, "cluster", 2020, 2090);
+    let members = members(2);
+    // Member 2's port: accepts and then says nothing.
+    let port = members.members()[1].rsl_port;
+    let silent = TcpListener::bind((loopback(2), port)).unwrap();
+    silent.set_nonblocking(true).unwrap();
+    let held = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            held.extend(silent.accept().ok());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        held
+    });
+    let one = start("1", &members, &tls(&dir, &a, None));
+    one.send(&id("2"), &query("1", 1)).unwrap();
+    let started = Instant::now();
+    let stats = await_stats(&one, |s| s.tls >= 2);
+    assert!(stats.tls >= 2, "each attempt timed out and was counted: {stats:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "after the 500 ms deadline, not forever");
+    drop(one);
+    drop(held.join());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -85,16 +85,17 @@ fn thumbprint(cert: &[u8]) -> Thumbprint {
 }
 
 fn parse_thumbprint(text: &str) -> Result<Thumbprint, TlsError> {
-    let digits: String = text.chars().filter(|c| !matches!(c, ' ' | ':')).collect();
     let bad = || TlsError(format!("thumbprint {text:?} is not 40 hex digits"));
+    let digits: Vec<u32> = text
+        .chars()
+        .filter(|c| !matches!(c, ' ' | ':'))
+        .map(|c| c.to_digit(16).ok_or_else(bad))
+        .collect::<Result<_, _>>()?;
     if digits.len() != 40 {
         return Err(bad());
     }
-    let mut out = [0u8; 20];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
+    let pairs = digits.chunks_exact(2).map(|pair| (pair[0] << 4 | pair[1]) as u8);
+    Ok(pairs.collect::<Vec<u8>>().try_into().expect("40 digits make 20 bytes"))
 }
 
 /// Refuses a certificate outside its validity period (webpki checks it only on chains).
