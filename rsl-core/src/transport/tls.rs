@@ -332,14 +332,13 @@ impl Tls {
         let cas = certificates_in(&config.cert_dir.join("ca"));
         let verifier = Arc::new(Pinned { pins, subjects, roots, cas, provider: Arc::clone(&provider) });
         let bad = |e: rustls::Error| TlsError(e.to_string());
-        let server = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        let mut server = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(bad)?
             .with_client_cert_verifier(Arc::clone(&verifier) as Arc<dyn ClientCertVerifier>)
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(bad)?;
-        let mut server = server;
-        server.send_tls13_tickets = 0;
+        server.send_tls13_tickets = 0; // no resumption: every connection proves its certificate
         let client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(bad)?
