@@ -467,3 +467,33 @@ fn a_connection_flood_is_bounded_and_counted_and_peers_keep_talking() {
     // Member 3's connections (another address, and spoken on) were never touched.
     exchange(&three, &id("3"), &two, &id("2"));
 }
+
+#[test]
+fn a_peer_of_another_cluster_or_of_none_is_refused_and_counted() {
+    let members = members(&cluster_ports(3));
+    let named = |me: &str, cluster: Option<&str>| {
+        let config =
+            TransportConfig { cluster: cluster.map(str::to_owned), ..config(me, &members, Version::V6) };
+        TcpTransport::start(config).unwrap()
+    };
+    let one = named("1", Some("prod"));
+    let two = named("2", Some("prod"));
+    exchange(&two, &id("2"), &one, &id("1"));
+    // Member 3 of a test cluster with the same ids and addresses: refused both ways.
+    let three = named("3", Some("test"));
+    let _ = three.send(&id("1"), &requests(&id("3"))[0]);
+    let stats = await_stats(&one, |s| s.other_cluster >= 1);
+    assert!(stats.other_cluster >= 1, "{stats:?}");
+    assert!(one.events().recv_timeout(Duration::from_millis(300)).is_err(), "nothing from the other cluster");
+    drop(three);
+    // A peer that names no cluster at all is refused too.
+    let none = named("3", None);
+    let _ = none.send(&id("1"), &requests(&id("3"))[0]);
+    let before = stats.other_cluster;
+    assert!(await_stats(&one, |s| s.other_cluster > before).other_cluster > before);
+    let err = TcpTransport::start(TransportConfig {
+        cluster: Some(String::new()),
+        ..config("1", &members, Version::V6)
+    });
+    assert!(err.err().unwrap().to_string().contains("cluster name"));
+}

@@ -62,6 +62,9 @@ pub struct RslConfig {
     pub transport: TransportKind,
     /// TLS on the Paxos and learn ports (legacy `SetThumbprintsForSsl`); none by default.
     pub tls: Option<TlsConfig>,
+    /// The cluster's name, checked on every Paxos-port connection (rsl's addition: every
+    /// member must set the same, so leave it unset beside legacy replicas).
+    pub cluster_name: Option<String>,
 }
 
 /// The Paxos-message transport of a replica; every member of a configuration must use the
@@ -132,6 +135,7 @@ impl Default for RslConfig {
             journal: JournalKind::File,
             transport: TransportKind::Tcp,
             tls: None,
+            cluster_name: None,
         }
     }
 }

@@ -185,6 +185,7 @@ impl<S: StateMachine> Replica<S> {
         }
         let transport_config = TransportConfig {
             tls: tls.clone(),
+            cluster: config.cluster_name.clone(),
             limits,
             send_timeout,
             receive_timeout,

@@ -85,6 +85,10 @@ pub struct TransportConfig {
     pub reconnect_max: Duration,
     /// TLS on every connection (legacy `SetThumbprintsForSsl`), or none.
     pub tls: Option<Arc<Tls>>,
+    /// The cluster's name, exchanged when a connection opens: a peer naming another (or
+    /// none) is refused. Every member must set the same; legacy replicas send none, so a
+    /// cluster with legacy members leaves it unset. Not a secret: TLS authenticates.
+    pub cluster: Option<String>,
 }
 
 impl TransportConfig {
@@ -103,6 +107,7 @@ impl TransportConfig {
             reconnect_min: Duration::from_millis(15),
             reconnect_max: Duration::from_secs(1),
             tls: None,
+            cluster: None,
         }
     }
 }

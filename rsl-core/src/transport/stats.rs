@@ -37,10 +37,13 @@ pub enum Refusal {
     /// A TLS handshake that failed or timed out: no certificate, one not pinned, expired,
     /// or not TLS at all (connection closed).
     Tls,
+    /// A connection whose peer named another cluster, or none, where one is configured
+    /// (connection closed).
+    OtherCluster,
 }
 
-const REFUSALS: usize = 12;
-const _: () = assert!(Refusal::Tls as usize + 1 == REFUSALS, "one counter per reason");
+const REFUSALS: usize = 13;
+const _: () = assert!(Refusal::OtherCluster as usize + 1 == REFUSALS, "one counter per reason");
 
 impl Refusal {
     fn index(self) -> usize {
@@ -63,6 +66,7 @@ pub struct TransportStats {
     pub stalled: u64,
     pub connection_limit: u64,
     pub tls: u64,
+    pub other_cluster: u64,
     /// Outgoing (client) connections established, reconnections included.
     pub connects: u64,
     /// Inbound connections accepted.
@@ -85,6 +89,7 @@ impl TransportStats {
             Refusal::Stalled => self.stalled,
             Refusal::ConnectionLimit => self.connection_limit,
             Refusal::Tls => self.tls,
+            Refusal::OtherCluster => self.other_cluster,
         }
     }
 }
@@ -125,6 +130,7 @@ impl Counters {
             stalled: r(Refusal::Stalled),
             connection_limit: r(Refusal::ConnectionLimit),
             tls: r(Refusal::Tls),
+            other_cluster: r(Refusal::OtherCluster),
             connects: self.connects.load(Ordering::Relaxed),
             accepts: self.accepts.load(Ordering::Relaxed),
         }

@@ -202,6 +202,10 @@ fn validate(config: &TransportConfig) -> Result<(), StartError> {
         (config.max_outstanding_per_replica == 0, "max_outstanding_per_replica is zero"),
         (config.reconnect_min.is_zero(), "reconnect_min is zero"),
         (config.reconnect_min > config.reconnect_max, "reconnect_min exceeds reconnect_max"),
+        (
+            config.cluster.as_ref().is_some_and(|c| c.is_empty() || c.len() > 255),
+            "a cluster name of 1 to 255 bytes",
+        ),
     ];
     match checks.into_iter().find(|(bad, _)| *bad) {
         Some((_, why)) => Err(StartError::Invalid(why)),
@@ -407,6 +411,31 @@ fn pump(shared: &Shared, queue: &Queue, wire: &Wire, closed: &Receiver<()>) -> b
     }
 }
 
+const CLUSTER_MAGIC: &[u8; 8] = b"RSLCLUS1";
+
+/// Sends our cluster name (`"RSLCLUS1"`, a u16 length, the name) and checks the peer's
+/// (both sides send first, so neither waits on the other; reads time out as the
+/// connection's do).
+fn same_cluster(stream: &TcpStream, name: &str) -> io::Result<()> {
+    let mut hello = CLUSTER_MAGIC.to_vec();
+    hello.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    hello.extend_from_slice(name.as_bytes());
+    io::Write::write_all(&mut NoSigPipe(stream), &hello)?;
+    let mut head = [0u8; 10];
+    io::Read::read_exact(&mut &*stream, &mut head)?;
+    let refused = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, why);
+    if &head[..8] != CLUSTER_MAGIC {
+        return Err(refused(format!("the peer sent no cluster name (ours is {name:?})")));
+    }
+    let mut theirs = vec![0u8; usize::from(u16::from_le_bytes([head[8], head[9]]))];
+    io::Read::read_exact(&mut &*stream, &mut theirs)?;
+    if theirs != name.as_bytes() {
+        let theirs = String::from_utf8_lossy(&theirs);
+        return Err(refused(format!("the peer is of cluster {theirs:?}, not {name:?}")));
+    }
+    Ok(())
+}
+
 /// A connection's bytes: as they are, or through TLS.
 #[derive(Clone)]
 enum Wire {
@@ -415,15 +444,23 @@ enum Wire {
 }
 
 impl Wire {
-    /// The connection as configured: through TLS (its handshake done, with the deadline
-    /// of the TLS settings) or as it is. `client_of` is the peer we connected to, if we did.
-    fn open(shared: &Shared, stream: &Arc<TcpStream>, client_of: Option<IpAddr>) -> io::Result<Self> {
+    /// The connection as configured: both sides' cluster names exchanged and equal (if
+    /// one is configured), then through TLS (its handshake done, with the deadline of the
+    /// TLS settings) or as it is. `client_of` is the peer we connected to, if we did.
+    fn open(
+        shared: &Shared,
+        stream: &Arc<TcpStream>,
+        client_of: Option<IpAddr>,
+    ) -> Result<Self, (Refusal, io::Error)> {
+        if let Some(name) = &shared.config.cluster {
+            same_cluster(stream, name).map_err(|e| (Refusal::OtherCluster, e))?;
+        }
         let Some(tls) = &shared.config.tls else { return Ok(Self::Plain(Arc::clone(stream))) };
         let conn = match client_of {
-            Some(peer) => tls.connect(Arc::clone(stream), peer)?,
-            None => tls.accept(Arc::clone(stream))?,
+            Some(peer) => tls.connect(Arc::clone(stream), peer),
+            None => tls.accept(Arc::clone(stream)),
         };
-        Ok(Self::Tls(Arc::clone(stream), Arc::new(conn)))
+        Ok(Self::Tls(Arc::clone(stream), Arc::new(conn.map_err(|e| (Refusal::Tls, e))?)))
     }
 
     fn stream(&self) -> &TcpStream {
@@ -528,8 +565,8 @@ fn serve(shared: &Arc<Shared>, serial: u64, stream: Arc<TcpStream>, spoken: &Ato
         Ok(wire) => wire,
         Err(e) => {
             let from = stream.peer_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
-            tracing::warn!("refused a TLS connection from {from}: {e}");
-            shared.counters.refuse(Refusal::Tls);
+            tracing::warn!("refused a connection from {from}: {}", e.1);
+            shared.counters.refuse(e.0);
             shared.close(serial, &stream);
             shared.forget(serial);
             return;
@@ -575,8 +612,8 @@ fn client_loop(shared: &Arc<Shared>, peer: &Member, queue: &Queue) {
             let wire = match Wire::open(shared, &stream, Some(peer_ip)) {
                 Ok(wire) => wire,
                 Err(e) => {
-                    tracing::warn!("TLS with {} at {peer_ip} failed: {e}", peer.id);
-                    shared.counters.refuse(Refusal::Tls);
+                    tracing::warn!("connection to {} at {peer_ip} refused: {}", peer.id, e.1);
+                    shared.counters.refuse(e.0);
                     shared.close(serial, &stream);
                     if shared.stop.recv_timeout(backoff).is_err_and(|e| e.is_disconnected()) {
                         return;
