@@ -382,7 +382,8 @@ fn ca_roots(dir: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// An established TLS connection, read by one thread and written by another.
+/// An established TLS connection, read by one thread and written by another. Only writers
+/// send, so a reader never blocks on the socket's send side.
 pub(super) struct TlsConn {
     session: Mutex<Connection>,
     /// Held while sealed records are written, in the order they were sealed.
@@ -501,8 +502,10 @@ impl Read for TlsStream {
                 session = self.conn.session();
             }
             self.start += session.read_tls(&mut &self.raw[self.start..self.end])?;
+            // What the peer's records make us send (a key-update answer) waits for the
+            // next write: a reader that blocked sending could, with the peer's doing the
+            // same, stop both sides draining their sockets.
             session.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            self.conn.send_sealed(session)?;
         }
     }
 }
