@@ -370,3 +370,45 @@ fn a_server_that_never_finishes_the_handshake_times_the_client_out() {
     drop(held.join());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn large_messages_cross_both_ways_at_once_over_tls() {
+    use rsl_core::paxos::{Vote, VoteBody};
+    let dir = temp("both-ways");
+    let a = certificate(&dir, "cluster", 2020, 2090);
+    let members = members(2);
+    let config = |me: &str| TransportConfig {
+        max_outstanding_per_replica: 1000,
+        tls: Some(Arc::new(Tls::new(&tls(&dir, &a, None)).unwrap())),
+        ..TransportConfig::new(id(me), members.clone(), Version::V6)
+    };
+    let (one, two) = (TcpTransport::start(config("1")).unwrap(), TcpTransport::start(config("2")).unwrap());
+    let vote = |from: &str, decree: u64| {
+        let mut v = Vote::empty(Decree(decree), Ballot::new(1, id(from)), 1, Decree(decree - 1));
+        v.body = VoteBody::Requests(vec![Bytes::from(vec![decree as u8; 256 << 10])]);
+        Message { from: id(from), configuration: 1, body: Body::Vote(Arc::new(v)) }
+    };
+    // Votes are requests: each side's go out on its own client connection, and both
+    // connections are saturated in both directions at once.
+    const N: u64 = 100;
+    std::thread::scope(|s| {
+        for (from, to, t) in [("1", "2", &one), ("2", "1", &two)] {
+            s.spawn(move || {
+                for d in 1..=N {
+                    while t.send(&id(to), &vote(from, d)).is_err() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            });
+        }
+        for (t, from) in [(&two, "1"), (&one, "2")] {
+            s.spawn(move || {
+                for d in 1..=N {
+                    let (_, m) = t.events().recv_timeout(WAIT).expect("every vote arrives");
+                    assert_eq!(m, vote(from, d), "in order, intact");
+                }
+            });
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
