@@ -92,9 +92,9 @@ impl Link {
         *slot = Some(verbs);
         let out = self.out();
         let tail = self.memory.load(out + TAIL);
-        let line = RECEIVER_LINE;
-        self.post(&mut slot, RECEIVER_LINE, out + RECEIVER_LINE, line, Some(0));
-        self.post(&mut slot, out, 0, line, Some(tail_imm(tail)));
+        // Our receiver line (in IN) to the peer's OUT; our sender line (in OUT) to its IN.
+        self.post(&mut slot, RECEIVER_LINE, out + RECEIVER_LINE, DATA - RECEIVER_LINE, Some(0));
+        self.post(&mut slot, out, 0, RECEIVER_LINE, Some(tail_imm(tail)));
         tracing::info!("rdma link to {} is up", self.peer);
     }
 
