@@ -30,7 +30,9 @@
 //! without the feature compiles and tests that logic but never starts it.)
 #![cfg_attr(not(feature = "rdma"), allow(dead_code))]
 
-use super::ring_transport::{Doorbell, Lines, PeerLines, RingMemory, Shared, DATA, RECEIVER_LINE, TAIL};
+use super::ring_transport::{
+    Doorbell, Lines, PeerLines, RingMemory, Shared, DATA, RECEIVER_EPOCH, RECEIVER_LINE, TAIL,
+};
 use super::{RdmaConfig, RingTransport, StartError, TransportConfig};
 use crate::paxos::MemberId;
 use parking_lot::Mutex;
@@ -64,13 +66,18 @@ pub(super) struct Link {
     capacity: u64,
     /// The tail of the newest write-with-immediate completion into `IN`.
     tail: AtomicU64,
+    /// Whether `tail` belongs to the session our receiver epoch asked for: cleared when
+    /// we start a receiver epoch, set by the next tail of 0 (a sender starts every session
+    /// there), so tails of the session we left are not read against the new one.
+    armed: AtomicBool,
 }
 
 impl Link {
     pub(super) fn new(peer: MemberId, capacity: u64) -> std::io::Result<Self> {
         let map = memmap2::MmapMut::map_anon(2 * (DATA + capacity as usize))?;
         let memory = Arc::new(Shared { map: map.into() });
-        Ok(Self { verbs: Mutex::new(None), peer, memory, capacity, tail: AtomicU64::new(0) })
+        let (tail, armed) = (AtomicU64::new(0), AtomicBool::new(false));
+        Ok(Self { verbs: Mutex::new(None), peer, memory, capacity, tail, armed })
     }
 
     fn out(&self) -> usize {
@@ -129,8 +136,15 @@ impl Link {
             tracing::warn!("rdma link to {} is down: {e}", self.peer);
             *slot = None;
         }
-        if let Some(&imm) = imms.iter().rev().find(|&&imm| imm & TAIL_IMM != 0) {
-            self.tail.store(completed_tail(self.memory.load(TAIL), imm), Ordering::Release);
+        let in_memory = self.memory.load(TAIL);
+        for tail in imms.iter().filter(|&&imm| imm & TAIL_IMM != 0).map(|&imm| completed_tail(in_memory, imm))
+        {
+            if tail == 0 {
+                self.armed.store(true, Ordering::Release);
+            }
+            if self.armed.load(Ordering::Acquire) {
+                self.tail.store(tail, Ordering::Release);
+            }
         }
         !imms.is_empty()
     }
@@ -183,6 +197,10 @@ impl Lines for RdmaLines {
     }
 
     fn store(&mut self, at: usize, value: u64) {
+        if !self.outgoing && at == RECEIVER_EPOCH {
+            self.link.armed.store(false, Ordering::Release);
+            self.link.tail.store(0, Ordering::Release);
+        }
         let (local, remote) = self.places(at);
         self.link.memory.store(local, value);
         let imm = if self.outgoing && at == TAIL { tail_imm(value) } else { 0 };
