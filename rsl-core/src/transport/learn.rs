@@ -232,7 +232,8 @@ impl LearnServer {
     /// A client of other replicas' learn ports, with this server's TLS settings.
     pub fn client(&self, version: Version) -> LearnClient {
         let config = &self.shared.config;
-        LearnClient { tls: config.tls.clone(), ..LearnClient::new(config.me.id.clone(), version) }
+        let source = (!config.listen_on_all_ips && config.me.ip != 0).then(|| member_addr(config.me.ip));
+        LearnClient { tls: config.tls.clone(), source, ..LearnClient::new(config.me.id.clone(), version) }
     }
 
     pub fn stats(&self) -> LearnStats {
@@ -498,6 +499,9 @@ pub struct LearnClient {
     pub timeout: Duration,
     /// TLS, as the servers use it; none by default.
     pub tls: Option<Arc<Tls>>,
+    /// The address to connect from (this member's, as on the Paxos port); the kernel's
+    /// choice if none.
+    pub source: Option<Ipv4Addr>,
 }
 
 /// Why a fetch failed. Nothing was changed: no records are returned, and a partly
@@ -540,7 +544,7 @@ impl LearnClient {
     /// Legacy's 5 s timeout and 100 MiB messages, configuration 1.
     pub fn new(me: MemberId, version: Version) -> Self {
         let timeout = Duration::from_secs(5);
-        Self { me, version, configuration: 1, limits: Limits::default(), timeout, tls: None }
+        Self { me, version, configuration: 1, limits: Limits::default(), timeout, tls: None, source: None }
     }
 
     /// The records of `addr`'s log from the record of decree `first` on (empty if the
@@ -594,6 +598,15 @@ impl LearnClient {
     }
 
     /// Connects and writes one raw request.
+    /// A connection to `addr`, from `source` if set.
+    fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let Some(source) = self.source else { return TcpStream::connect_timeout(&addr, self.timeout) };
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.bind(&SocketAddr::new(IpAddr::V4(source), 0).into())?;
+        socket.connect_timeout(&addr.into(), self.timeout)?;
+        Ok(socket.into())
+    }
+
     fn request(
         &self,
         addr: SocketAddr,
@@ -611,7 +624,7 @@ impl LearnClient {
             payload: 0,
         };
         let bytes = WireMessage { header, body }.to_bytes().map_err(LearnError::Encode)?;
-        let stream = TcpStream::connect_timeout(&addr, self.timeout).map_err(LearnError::Connect)?;
+        let stream = self.connect(addr).map_err(LearnError::Connect)?;
         let mut io = stream
             .set_nodelay(true)
             .and_then(|()| stream.set_read_timeout(Some(self.timeout)))
