@@ -25,7 +25,7 @@ pub use super::learn_stream::BadRecord;
 
 use super::learn_stream::{read_message, send_votes, ReadError, RecordReader};
 use super::member_addr;
-use super::tcp::bind;
+use super::tcp::{bind, connect_from, source_addr};
 use super::tls::{Tls, TlsStream};
 use crate::paxos::{chosen_votes, Ballot, Body, Decree, Member, MemberId, Message, Record, Status, Vote};
 use crate::wire::{decode, EncodeError, Header, Limits, Version, WireBody, WireMessage};
@@ -232,7 +232,7 @@ impl LearnServer {
     /// A client of other replicas' learn ports, with this server's TLS settings.
     pub fn client(&self, version: Version) -> LearnClient {
         let config = &self.shared.config;
-        let source = (!config.listen_on_all_ips && config.me.ip != 0).then(|| member_addr(config.me.ip));
+        let source = source_addr(&config.me, config.listen_on_all_ips);
         LearnClient { tls: config.tls.clone(), source, ..LearnClient::new(config.me.id.clone(), version) }
     }
 
@@ -598,15 +598,6 @@ impl LearnClient {
     }
 
     /// Connects and writes one raw request.
-    /// A connection to `addr`, from `source` if set.
-    fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
-        let Some(source) = self.source else { return TcpStream::connect_timeout(&addr, self.timeout) };
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-        socket.bind(&SocketAddr::new(IpAddr::V4(source), 0).into())?;
-        socket.connect_timeout(&addr.into(), self.timeout)?;
-        Ok(socket.into())
-    }
-
     fn request(
         &self,
         addr: SocketAddr,
@@ -624,7 +615,7 @@ impl LearnClient {
             payload: 0,
         };
         let bytes = WireMessage { header, body }.to_bytes().map_err(LearnError::Encode)?;
-        let stream = self.connect(addr).map_err(LearnError::Connect)?;
+        let stream = connect_from(self.source, addr, self.timeout).map_err(LearnError::Connect)?;
         let mut io = stream
             .set_nodelay(true)
             .and_then(|()| stream.set_read_timeout(Some(self.timeout)))

@@ -28,7 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Received messages buffered for the runtime before readers block.
 const EVENTS_CAPACITY: usize = 4096;
@@ -235,15 +235,31 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// A client connection to `peer`, from this member's IP (the peer identifies us by it)
 /// unless listen-on-all lets the kernel choose.
 fn connect(shared: &Shared, peer: &Member) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-    if !shared.config.listen_on_all_ips && shared.me.ip != 0 {
-        socket.bind(&SocketAddr::new(IpAddr::V4(member_addr(shared.me.ip)), 0).into())?;
-    }
+    let source = source_addr(&shared.me, shared.config.listen_on_all_ips);
     let to = SocketAddr::new(IpAddr::V4(member_addr(peer.ip)), peer.rsl_port);
-    socket.connect_timeout(&to.into(), shared.config.send_timeout)?;
-    let stream: TcpStream = socket.into();
+    let stream = connect_from(source, to, shared.config.send_timeout)?;
     configure(&stream, &shared.config)?;
     Ok(stream)
+}
+
+/// The address this member connects from: its own, unless listen-on-all lets the kernel
+/// choose (or it has none, IP 0).
+pub(super) fn source_addr(me: &Member, listen_on_all: bool) -> Option<Ipv4Addr> {
+    (!listen_on_all && me.ip != 0).then(|| member_addr(me.ip))
+}
+
+/// A connection to `to` from `source` (the kernel's choice if none).
+pub(super) fn connect_from(
+    source: Option<Ipv4Addr>,
+    to: SocketAddr,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    if let Some(source) = source {
+        socket.bind(&SocketAddr::new(IpAddr::V4(source), 0).into())?;
+    }
+    socket.connect_timeout(&to.into(), timeout)?;
+    Ok(socket.into())
 }
 
 fn configure(stream: &TcpStream, config: &TransportConfig) -> io::Result<()> {

@@ -17,7 +17,7 @@
 
 use super::{Link, Verbs};
 use crate::paxos::{Member, MemberId};
-use crate::transport::tcp::{bind, listen_addr};
+use crate::transport::tcp::{bind, connect_from, listen_addr, source_addr};
 use crate::transport::{member_addr, RdmaConfig, RingTransport, StartError, TransportConfig};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use sideway::ibverbs::address::{AddressHandleAttribute, Gid};
@@ -35,7 +35,7 @@ use sideway::ibverbs::queue_pair::{
 use sideway::ibverbs::AccessFlags;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -366,6 +366,8 @@ struct Peer {
     link: Arc<Link>,
     me: MemberId,
     member: Member,
+    /// The address set-up connections come from (see `tcp::source_addr`).
+    source: Option<Ipv4Addr>,
     device: Arc<Device>,
     config: TransportConfig,
     ring: u64,
@@ -403,10 +405,10 @@ impl Peer {
     }
 
     fn connect(&self) -> Result<TcpStream, String> {
+        // From our own address: the acceptor checks it against the configuration.
         let to = SocketAddr::new(IpAddr::V4(member_addr(self.member.ip)), self.member.rsl_port);
-        let stream = TcpStream::connect_timeout(&to, self.config.send_timeout)
-            .map_err(|e| format!("cannot connect to {to}: {}", why(&e)))?;
-        Ok(stream)
+        connect_from(self.source, to, self.config.send_timeout)
+            .map_err(|e| format!("cannot connect to {to}: {}", why(&e)))
     }
 
     /// One queue pair's life: set-up over `stream`, then use until either side fails.
@@ -520,6 +522,7 @@ pub(super) fn start(config: &TransportConfig, rdma: &RdmaConfig) -> Result<RingT
         let peer = Peer {
             me: config.me.clone(),
             member: member.clone(),
+            source: source_addr(me, config.listen_on_all_ips),
             link: Arc::clone(&link),
             mr,
             device: Arc::clone(&device),
