@@ -35,17 +35,6 @@ fn a_message_carrying_our_own_id_is_rejected() {
 }
 
 #[test]
-fn a_message_for_another_configuration_is_rejected() {
-    let mut r = secondary(config(1));
-    let input = Input::Message(Message {
-        from: id("1"),
-        configuration: 2,
-        body: Body::Vote(vote(2, &ballot(1, "1"), 1, &[])),
-    });
-    rejects(&mut r, input, InvalidInput::WrongConfiguration { ours: 1, theirs: 2 });
-}
-
-#[test]
 fn a_vote_whose_embedded_configuration_differs_is_rejected() {
     let mut r = secondary(config(1));
     let other = Arc::new(Vote { configuration: 2, ..Vote::clone(&vote(2, &ballot(1, "1"), 1, &["x"])) });

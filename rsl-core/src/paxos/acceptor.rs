@@ -136,6 +136,24 @@ impl Replica {
         through
     }
 
+    /// The reconfiguration vote `(decree, ballot)` was chosen: a watermark from its
+    /// primary, which passes it (and the old configuration's last decrees) if we hold them,
+    /// or fetches them. Not journaled itself: each decree it passes is journaled as its
+    /// own proof, as for any watermark whose vote we did not journal.
+    pub(super) fn on_reconfiguration_decision(&mut self, from: MemberId, decree: Decree, ballot: Ballot) {
+        if decree <= self.passed {
+            return;
+        }
+        if matches!(self.role, Role::Primary(_) | Role::Preparing(_)) {
+            self.become_secondary(); // some other ballot decided our configuration's end
+        }
+        self.watermark_seen = self.watermark_seen.max(decree);
+        self.primary_passed = (decree, ballot);
+        self.primary_passed_journaled = false;
+        self.advance_passed();
+        self.fetch_if_behind(from);
+    }
+
     /// Starts a fetch from `from` when its watermark shows chosen decrees we lack.
     pub(super) fn fetch_if_behind(&mut self, from: MemberId) {
         if self.primary_passed.0 > self.passed && self.learning.is_none() {

@@ -3,7 +3,7 @@
 //! revealing, execute before abort) are already built into that order by the core.
 
 use super::message::{Message, Vote};
-use super::types::{Ballot, Decree, MemberId};
+use super::types::{Ballot, Decree, MemberId, MemberSet};
 use bytes::Bytes;
 use std::fmt;
 use std::sync::Arc;
@@ -67,6 +67,10 @@ pub enum Input {
     SetVotePayload(u64),
     /// Primary only: propose a relinquish vote and step down once it is chosen.
     Relinquish,
+    /// Primary only: decide `members` as the next configuration (legacy
+    /// `ChangeConfiguration`). The decision executes as a decree whose body is the set;
+    /// `cookie` comes back with it on this replica, or with `AbortReconfiguration`.
+    ChangeConfiguration { members: MemberSet, cookie: Cookie },
     /// Start an election now rather than when the election timer fires.
     AttemptPromotion,
     /// Decrees in flight from now on: the runtime raises it from 1 when the protocol
@@ -92,13 +96,22 @@ pub enum Action {
         record: Record,
     },
     /// Execute a chosen decree. `cookies` holds one cookie per request on the replica that
-    /// submitted them, and is `None` everywhere else.
+    /// submitted them, and is `None` everywhere else. A reconfiguration decree (its body
+    /// is the new set; its one cookie is the `ChangeConfiguration` cookie) ends the
+    /// configuration: from the next decree on, [`super::Replica::configuration`] is the
+    /// new one.
     Execute {
         vote: Arc<Vote>,
         cookies: Option<Vec<Cookie>>,
     },
     /// Return a request to the application unexecuted.
     Abort {
+        cookie: Cookie,
+        reason: AbortReason,
+    },
+    /// A replica-set change this replica was asked for will not be decided by it (legacy
+    /// `AbortChangeConfiguration`); another primary may still decide the same change.
+    AbortReconfiguration {
         cookie: Cookie,
         reason: AbortReason,
     },
@@ -137,6 +150,9 @@ impl fmt::Display for Action {
                 if cookies.is_some() { ", ours" } else { "" }
             ),
             Action::Abort { cookie, reason } => write!(f, "abort cookie {cookie} {reason:?}"),
+            Action::AbortReconfiguration { cookie, reason } => {
+                write!(f, "abort reconfiguration cookie {cookie} {reason:?}")
+            }
             Action::NotifyStatus { primary } => write!(f, "notify status primary={primary}"),
             Action::NotifyPrimaryRecovered => f.write_str("notify primary recovered"),
             Action::FetchVotes { from, first } => write!(f, "fetch votes from {from} at {first}"),

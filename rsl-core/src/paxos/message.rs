@@ -149,6 +149,10 @@ pub enum Body {
     StatusQuery { decree: Decree, ballot: Ballot },
     /// Id 7.
     StatusResponse(Box<Status>),
+    /// Id 10: the reconfiguration vote `(decree, ballot)` was chosen. Sent by its primary
+    /// to the members of the configuration it ends; like a vote's watermark, it tells that
+    /// every decree up to `decree` is chosen.
+    ReconfigurationDecision { decree: Decree, ballot: Ballot },
 }
 
 /// A message between replicas of one configuration.
@@ -165,12 +169,13 @@ impl fmt::Display for Message {
         match &self.body {
             Body::Vote(v) => write!(
                 f,
-                "Vote({} {} passed={} n={}{})",
+                "Vote({} {} passed={} n={}{}{})",
                 v.decree,
                 v.ballot,
                 v.passed,
                 v.requests().len(),
-                if v.relinquish { " relinquish" } else { "" }
+                if v.relinquish { " relinquish" } else { "" },
+                if matches!(v.body, VoteBody::Reconfiguration(_)) { " reconfiguration" } else { "" }
             ),
             Body::VoteAccepted { decree, ballot, .. } => write!(f, "VoteAccepted({decree} {ballot})"),
             Body::Prepare { decree, passed, ballot, .. } => {
@@ -183,6 +188,9 @@ impl fmt::Display for Message {
                 write!(f, "NotAccepted({decree} passed={passed} {ballot})")
             }
             Body::StatusQuery { decree, ballot } => write!(f, "StatusQuery({decree} {ballot})"),
+            Body::ReconfigurationDecision { decree, ballot } => {
+                write!(f, "ReconfigurationDecision({decree} {ballot})")
+            }
             Body::StatusResponse(s) => write!(
                 f,
                 "StatusResponse({} {} passed={} mb={} {:?})",

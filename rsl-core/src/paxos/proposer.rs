@@ -1,15 +1,19 @@
 //! The primary: batching requests into decrees, keeping up to `window` decrees in flight,
-//! counting durable acceptances, passing decrees strictly in order, heartbeats, re-sending
-//! and relinquishing.
+//! counting durable acceptances, passing decrees strictly in order, heartbeats, re-sending,
+//! relinquishing and replica-set change.
 //!
 //! A decree passes when a quorum accepted it under our ballot — our own acceptance counts
 //! only once our record of the vote is durable — and every decree before it has passed.
+//!
+//! Replica-set change under pipelining (docs/protocol.md §Replica-set change): a ballot
+//! proposes nothing above its reconfiguration vote — a recovered one included — and
+//! proposes a fresh one only once every decree before it passed.
 
 use super::config::Config;
 use super::io::{AbortReason, Action, Cookie, Record, Token};
 use super::message::{Body, Vote, VoteBody};
 use super::replica::{Replica, Role, NEVER};
-use super::types::{Ballot, Decree, InvalidInput, MemberId};
+use super::types::{Ballot, Decree, InvalidInput, MemberId, MemberSet};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use std::sync::Arc;
 enum Pending {
     Request { request: Bytes, cookie: Cookie, exclusive: bool },
     Relinquish,
+    Reconfigure { members: MemberSet, cookie: Cookie },
 }
 
 /// A peer's latest acknowledgement to this primary.
@@ -56,6 +61,8 @@ pub(super) struct Primary {
     /// No more proposals: the relinquish vote or the last decree was proposed.
     closed: bool,
     relinquish_decree: Option<Decree>,
+    /// The decree of our reconfiguration vote: nothing is proposed above it.
+    reconfiguration: Option<Decree>,
     last_proposed_at: u64,
     retry_at: u64,
 }
@@ -76,15 +83,27 @@ impl Primary {
         heartbeat.min(retry)
     }
 
-    /// Returns every request not yet chosen, in-flight ones first (legacy order).
+    /// Returns every request and replica-set change not yet chosen, in-flight ones first
+    /// (legacy order).
     pub fn abort_all(self, reason: AbortReason, out: &mut Vec<Action>) {
-        let in_flight = self.in_flight.into_values().filter_map(|f| f.cookies).flatten();
-        let queued = self.queue.into_iter().filter_map(|p| match p {
-            Pending::Request { cookie, .. } => Some(cookie),
-            Pending::Relinquish => None,
-        });
-        for cookie in in_flight.chain(queued) {
-            out.push(Action::Abort { cookie, reason });
+        for f in self.in_flight.into_values() {
+            let reconfiguration = matches!(f.vote.body, VoteBody::Reconfiguration(_));
+            for cookie in f.cookies.into_iter().flatten() {
+                out.push(if reconfiguration {
+                    Action::AbortReconfiguration { cookie, reason }
+                } else {
+                    Action::Abort { cookie, reason }
+                });
+            }
+        }
+        for pending in self.queue {
+            match pending {
+                Pending::Request { cookie, .. } => out.push(Action::Abort { cookie, reason }),
+                Pending::Reconfigure { cookie, .. } => {
+                    out.push(Action::AbortReconfiguration { cookie, reason })
+                }
+                Pending::Relinquish => {}
+            }
         }
     }
 
@@ -98,6 +117,9 @@ impl Primary {
         {
             assert_eq!(*first, passed.next(), "in-flight decrees start right above passed");
             assert_eq!(*last, passed.plus(in_flight), "in-flight decrees are contiguous");
+            if let Some(reconfiguration) = self.reconfiguration {
+                assert_eq!(*last, reconfiguration, "a decree proposed above our reconfiguration vote");
+            }
         }
         // O(window): debug builds only.
         debug_assert!(self.in_flight.iter().all(
@@ -132,6 +154,7 @@ impl Replica {
             notified: false,
             closed: false,
             relinquish_decree: None,
+            reconfiguration: None,
             peer_votes: BTreeMap::new(),
             last_proposed_at: self.now,
             retry_at: self.now + self.config.vote_retry_us,
@@ -142,7 +165,15 @@ impl Replica {
         let mut decree = self.passed.next();
         while decree <= recovery {
             let body = freshest.get(&decree).map_or(VoteBody::Requests(Vec::new()), |v| v.body.clone());
+            let reconfiguration = matches!(body, VoteBody::Reconfiguration(_));
             self.propose(body, false, None);
+            if reconfiguration {
+                // Votes recovered above it belong to no configuration: the old one ends here.
+                let p = self.primary();
+                p.reconfiguration = Some(decree);
+                p.recovery = decree;
+                break;
+            }
             decree = decree.next();
         }
     }
@@ -187,13 +218,26 @@ impl Replica {
         self.broadcast(&Body::Vote(vote));
     }
 
-    pub(super) fn on_replicate(&mut self, request: Bytes, cookie: Cookie, exclusive: bool, last: bool) {
-        let reason = match &self.role {
+    /// Why this replica takes no new request or replica-set change now, if it does not.
+    fn refusal(&self) -> Option<AbortReason> {
+        match &self.role {
             Role::Primary(p) if p.notified && !p.closed => None,
             Role::Primary(p) if p.closed => Some(AbortReason::ShuttingDown),
             _ => Some(AbortReason::NotPrimary),
-        };
-        if let Some(reason) = reason {
+        }
+    }
+
+    pub(super) fn on_change_configuration(&mut self, members: MemberSet, cookie: Cookie) {
+        if let Some(reason) = self.refusal() {
+            self.gate.ready.push(Action::AbortReconfiguration { cookie, reason });
+            return;
+        }
+        self.primary().queue.push_back(Pending::Reconfigure { members, cookie });
+        self.propose_queued();
+    }
+
+    pub(super) fn on_replicate(&mut self, request: Bytes, cookie: Cookie, exclusive: bool, last: bool) {
+        if let Some(reason) = self.refusal() {
             self.gate.ready.push(Action::Abort { cookie, reason });
             return;
         }
@@ -221,13 +265,27 @@ impl Replica {
     /// Fills the window from the queue, batching by count and bytes; exclusive requests
     /// and the relinquish vote stand alone. While decrees are in flight only full batches
     /// go out: a partial batch waits for the pipeline to drain and keeps growing meanwhile,
-    /// so pipelining never trades big decrees for many small ones.
+    /// so pipelining never trades big decrees for many small ones. A reconfiguration vote
+    /// waits for the pipeline to drain, and nothing follows it: the requests queued behind
+    /// it belong to the next configuration, and are returned if we do not lead it.
     pub(super) fn propose_queued(&mut self) {
         let (max_requests, max_bytes, window) =
             (self.config.batch_requests_max, self.config.batch_bytes_max, self.config.window);
         loop {
             let p = self.primary();
-            if p.queue.is_empty() || p.in_flight.len() as u64 >= window {
+            if p.queue.is_empty() || p.in_flight.len() as u64 >= window || p.reconfiguration.is_some() {
+                return;
+            }
+            if matches!(p.queue.front(), Some(Pending::Reconfigure { .. })) {
+                if !p.in_flight.is_empty() {
+                    return;
+                }
+                let Some(Pending::Reconfigure { members, cookie }) = p.queue.pop_front() else {
+                    unreachable!()
+                };
+                self.propose(VoteBody::Reconfiguration(members), false, Some(vec![cookie]));
+                let p = self.primary();
+                p.reconfiguration = p.in_flight.keys().next_back().copied();
                 return;
             }
             let full = p.queue.len() >= max_requests || p.queued_bytes >= max_bytes;
@@ -298,7 +356,7 @@ impl Replica {
             let relinquished = p.relinquish_decree == Some(f.vote.decree);
             let decree = f.vote.decree;
             self.pass(f.vote, f.cookies);
-            let p = self.primary();
+            let Role::Primary(p) = &mut self.role else { return }; // a reconfiguration passed
             if !p.notified && decree >= p.recovery {
                 p.notified = true;
                 self.gate.ready.push(Action::NotifyStatus { primary: true });

@@ -11,10 +11,10 @@ use super::config::Config;
 use super::election::{Initializing, Preparing};
 use super::io::{AbortReason, Action, Cookie, Input, Record, Recovered, Token};
 use super::learner::{chosen_votes, Learning};
-use super::message::{Body, Message, State, Status, Vote};
+use super::message::{Body, Message, State, Status, Vote, VoteBody};
 use super::proposer::{PeerVote, Primary};
 use super::rng::Rng;
-use super::types::{Ballot, Configuration, Decree, InvalidInput, MemberId};
+use super::types::{Ballot, Configuration, Decree, InvalidInput, MemberId, MemberSet};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -22,7 +22,16 @@ use std::sync::Arc;
 pub(super) const NEVER: u64 = u64::MAX;
 
 pub(super) enum Role {
-    Inactive,
+    /// Not a member of the current configuration: answers status queries, and learns
+    /// when a newer configuration shows up (it may be a member again). It queries the
+    /// members every `initialize_retry_us` until one answers from the same configuration:
+    /// members that were not in the old one hear of the new one that way when no one else
+    /// is left to tell them.
+    Inactive {
+        announce_at: u64,
+    },
+    /// Shut down (legacy Unload): answers status queries only.
+    Stopped,
     Secondary,
     Initializing(Initializing),
     Preparing(Preparing),
@@ -148,15 +157,22 @@ impl Replica {
             checked: (recovered.checkpoint, Ballot::default()),
         };
         for vote in chosen_votes(&recovered.records, recovered.checkpoint) {
+            if vote.configuration != replica.configuration.number {
+                break; // a journal that contradicts itself: what follows must be learned
+            }
             replica.pass(vote, None);
         }
+        // Replaying a reconfiguration stepped through roles; only the executions count.
+        replica.gate.ready.retain(|a| matches!(a, Action::Execute { .. }));
         // The journal's remaining votes are accepted but not known chosen: keep the highest
         // ballot per decree, every one of them — dropping an accepted vote could let a
-        // later election miss a chosen value.
+        // later election miss a chosen value. Votes of a configuration that ended can
+        // never be chosen.
         for r in recovered.records {
             if let Record::Vote(v) = r {
                 replica.watermark_seen = replica.watermark_seen.max(v.passed);
                 let keep = v.decree > replica.passed
+                    && v.configuration == replica.configuration.number
                     && replica.log.get(&v.decree).is_none_or(|old| old.ballot < v.ballot);
                 if keep {
                     replica.log.insert(v.decree, v);
@@ -167,7 +183,8 @@ impl Replica {
         if replica.configuration.members.contains(&replica.id) {
             replica.start_initializing();
         } else {
-            replica.role = Role::Inactive;
+            // It may be the last to know of its configuration: announce it.
+            replica.role = Role::Inactive { announce_at: now };
         }
         replica.check_invariants();
         Ok(replica)
@@ -199,6 +216,10 @@ impl Replica {
                 Ok(())
             }
             Input::Relinquish => self.on_relinquish(),
+            Input::ChangeConfiguration { members, cookie } => {
+                self.on_change_configuration(members, cookie);
+                Ok(())
+            }
             Input::AttemptPromotion => {
                 self.force_reelection = true;
                 Ok(())
@@ -241,7 +262,8 @@ impl Replica {
     /// When the driver must call `step(now, Tick)` next (`u64::MAX`: no timer is armed).
     pub fn next_deadline(&self) -> u64 {
         let role = match &self.role {
-            Role::Inactive => NEVER,
+            Role::Inactive { announce_at } => *announce_at,
+            Role::Stopped => NEVER,
             Role::Secondary => {
                 if self.force_reelection {
                     self.now
@@ -265,7 +287,7 @@ impl Replica {
 
     pub fn state(&self) -> State {
         match self.role {
-            Role::Inactive => State::Inactive,
+            Role::Inactive { .. } | Role::Stopped => State::Inactive,
             Role::Secondary => State::Secondary,
             Role::Initializing(_) => State::Initializing,
             Role::Preparing(_) => State::Preparing,
@@ -341,26 +363,49 @@ impl Replica {
         }
     }
 
+    /// Configuration checks (legacy §4.8, simplified): a status query is answered whatever
+    /// its configuration (legacy too); a message of a newer configuration means ours ended,
+    /// so we learn from its sender; one of an older configuration gets our status, which
+    /// shows its sender that its configuration ended. The rest must come from a member of
+    /// our configuration.
     fn on_message(&mut self, message: Message) -> Result<(), InvalidInput> {
         let Message { from, configuration, body } = message;
         if from == self.id {
             return Err(InvalidInput::FromSelf);
         }
-        if !self.configuration.members.contains(&from) {
-            return Err(InvalidInput::UnknownMember(from));
-        }
-        if configuration != self.configuration.number {
-            return Err(InvalidInput::WrongConfiguration {
-                ours: self.configuration.number,
-                theirs: configuration,
-            });
-        }
         if let Body::StatusQuery { decree, ballot } = body {
+            if !matches!(self.role, Role::Stopped) && configuration > self.configuration.number {
+                self.on_newer_configuration(from.clone());
+            }
             let status = self.status(decree, ballot);
             self.send(from, Body::StatusResponse(Box::new(status)));
             return Ok(());
         }
-        if matches!(self.role, Role::Inactive) {
+        if matches!(self.role, Role::Stopped) {
+            return Ok(());
+        }
+        if configuration > self.configuration.number {
+            self.on_newer_configuration(from);
+            return Ok(());
+        }
+        if configuration < self.configuration.number {
+            if matches!(body, Body::Vote(_) | Body::Prepare { .. }) {
+                let status = self.status(Decree(0), Ballot::default());
+                self.send(from, Body::StatusResponse(Box::new(status)));
+            }
+            return Ok(());
+        }
+        if !self.configuration.members.contains(&from) {
+            // Anyone answers a status query: a member removed from our configuration too.
+            return match body {
+                Body::StatusResponse(_) => Ok(()),
+                _ => Err(InvalidInput::UnknownMember(from)),
+            };
+        }
+        if let Role::Inactive { announce_at } = &mut self.role {
+            if matches!(body, Body::StatusResponse(_)) {
+                *announce_at = NEVER; // a member of our configuration is in it: it takes over
+            }
             return Ok(());
         }
         match body {
@@ -383,7 +428,23 @@ impl Replica {
                 self.on_status_response(from, *status);
                 Ok(())
             }
+            Body::ReconfigurationDecision { decree, ballot } => {
+                self.on_reconfiguration_decision(from, decree, ballot);
+                Ok(())
+            }
             Body::StatusQuery { .. } => unreachable!("handled above"),
+        }
+    }
+
+    /// A newer configuration exists, so every decree of ours up to its first one is
+    /// chosen, and no other decree of ours will be: leave any leading role and learn the
+    /// decisions from `from`.
+    fn on_newer_configuration(&mut self, from: MemberId) {
+        if matches!(self.role, Role::Primary(_) | Role::Preparing(_)) {
+            self.become_secondary();
+        }
+        if self.learning.is_none() {
+            self.learning = Some(super::learner::Learning::start(from, self.passed.next(), self));
         }
     }
 
@@ -419,9 +480,15 @@ impl Replica {
         Ok(())
     }
 
-    /// Marks `vote` chosen: it must be the next decree. Hands it to execution.
+    /// Marks `vote` chosen: it must be the next decree. Hands it to execution; a
+    /// reconfiguration then starts the next configuration.
     pub(super) fn pass(&mut self, vote: Arc<Vote>, cookies: Option<Vec<Cookie>>) {
         assert_eq!(vote.decree, self.passed.next(), "decrees pass strictly in order");
+        assert_eq!(
+            vote.configuration, self.configuration.number,
+            "decree {} of configuration {} passed in configuration {}",
+            vote.decree, vote.configuration, self.configuration.number
+        );
         self.log.remove(&vote.decree);
         self.passed = vote.decree;
         self.passed_ballot = vote.ballot.clone();
@@ -429,7 +496,42 @@ impl Replica {
             self.recent_passed.pop_front();
         }
         self.recent_passed.push_back(Arc::clone(&vote));
+        let next = match &vote.body {
+            VoteBody::Reconfiguration(members) => Some(members.clone()),
+            VoteBody::Requests(_) => None,
+        };
         self.gate.ready.push(Action::Execute { vote, cookies });
+        if let Some(members) = next {
+            self.enter_configuration(members);
+        }
+    }
+
+    /// The reconfiguration at `passed` was chosen: the next configuration governs from the
+    /// next decree. Its primary tells the old members; votes held above the decision can
+    /// never be chosen; a member stands for election (its old primary at once, since it
+    /// led before), a non-member goes inactive.
+    fn enter_configuration(&mut self, members: MemberSet) {
+        if let Role::Primary(p) = &self.role {
+            let body = Body::ReconfigurationDecision { decree: self.passed, ballot: p.ballot.clone() };
+            self.broadcast(&body);
+        }
+        if matches!(self.role, Role::Primary(_) | Role::Preparing(_)) {
+            self.become_secondary();
+        }
+        self.log.clear();
+        self.configuration = Configuration {
+            number: self.configuration.number + 1,
+            initial_decree: self.passed.next(),
+            members,
+        };
+        self.primary_passed = (self.passed, Ballot::default());
+        self.primary_passed_journaled = true;
+        if self.configuration.members.contains(&self.id) {
+            self.start_initializing();
+        } else {
+            self.role = Role::Inactive { announce_at: self.now };
+            self.force_reelection = false;
+        }
     }
 
     /// Raises the promise to `ballot` (not persisted: nothing was promised to anyone yet).
@@ -489,7 +591,7 @@ impl Replica {
     /// on shutdown) and the replica stops taking part: from then on it only answers status
     /// queries.
     fn shut_down(&mut self) {
-        if let Role::Primary(primary) = std::mem::replace(&mut self.role, Role::Inactive) {
+        if let Role::Primary(primary) = std::mem::replace(&mut self.role, Role::Stopped) {
             primary.abort_all(AbortReason::ShuttingDown, &mut self.gate.ready);
             // As when stepping down: no proposal will prove our last passes chosen, and a
             // clean restart should replay every decree it executed.
@@ -550,7 +652,16 @@ impl Replica {
             }
         }
         match &self.role {
-            Role::Inactive => {}
+            Role::Inactive { announce_at } => {
+                if self.now >= *announce_at {
+                    let at = self.now + self.config.initialize_retry_us;
+                    self.role = Role::Inactive { announce_at: at };
+                    let (decree, ballot) = self.max_accepted();
+                    let body = Body::StatusQuery { decree, ballot: ballot.clone() };
+                    self.broadcast(&body);
+                }
+            }
+            Role::Stopped => {}
             Role::Secondary => {
                 if self.force_reelection || self.now >= self.next_election {
                     self.start_initializing();

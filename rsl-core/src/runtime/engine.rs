@@ -395,6 +395,8 @@ impl<S: StateMachine> Engine<S> {
                 };
                 self.callback(Callback::Abort { cookie, status })?;
             }
+            // Only a ChangeConfiguration input produces it, and this driver issues none yet.
+            Action::AbortReconfiguration { .. } => {}
             Action::FetchVotes { from, first } => self.fetch_votes(now, from, first)?,
             Action::AskCanBecomePrimary if self.promote_while_catching_up => {
                 let answer = self.app.read().can_become_primary().map(Bytes::from);

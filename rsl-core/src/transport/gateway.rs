@@ -62,7 +62,10 @@ pub(super) fn is_response(body: &Body) -> bool {
         | Body::PrepareAccepted { .. }
         | Body::NotAccepted { .. }
         | Body::StatusResponse(_) => true,
-        Body::Vote(_) | Body::Prepare { .. } | Body::StatusQuery { .. } => false,
+        Body::Vote(_)
+        | Body::Prepare { .. }
+        | Body::StatusQuery { .. }
+        | Body::ReconfigurationDecision { .. } => false,
     }
 }
 

@@ -74,8 +74,8 @@ impl WireVote {
 }
 
 impl WireMessage {
-    /// The core's view of this message, or `None` for ids 8–14, which belong to the learn
-    /// port, replica-set change and bootstrap (handled outside the core).
+    /// The core's view of this message, or `None` for ids 8, 9 and 11–14, which belong to
+    /// the learn port, legacy's Join/Defunct exchange and bootstrap (not core messages).
     pub fn into_core(self) -> Option<Message> {
         let WireMessage { header: h, body } = self;
         let (from, configuration) = (h.from.clone(), h.configuration);
@@ -123,9 +123,11 @@ impl WireMessage {
                 max_ballot: s.max_ballot,
                 state: s.state,
             })),
+            WireBody::ReconfigurationDecision => {
+                Body::ReconfigurationDecision { decree: h.decree, ballot: h.ballot }
+            }
             WireBody::FetchVotes
             | WireBody::FetchCheckpoint
-            | WireBody::ReconfigurationDecision
             | WireBody::DefunctConfiguration
             | WireBody::Join(_)
             | WireBody::JoinRequest
@@ -197,6 +199,9 @@ impl WireMessage {
                 (header(*decree, ballot, 0), WireBody::NotAccepted { passed: v7.then_some(*passed) })
             }
             Body::StatusQuery { decree, ballot } => (header(*decree, ballot, 0), WireBody::StatusQuery),
+            Body::ReconfigurationDecision { decree, ballot } => {
+                (header(*decree, ballot, 0), WireBody::ReconfigurationDecision)
+            }
             Body::StatusResponse(s) => {
                 let fields = StatusFields {
                     passed: v7.then_some(s.passed),

@@ -26,6 +26,8 @@ pub struct Faults {
     pub clock_jumps: bool,
     /// Have the primary relinquish its role.
     pub relinquish: bool,
+    /// Have the primary change the replica set (any non-empty subset of the nodes).
+    pub reconfigure: bool,
     /// Percent of `CanBecomePrimary` questions the application answers no.
     pub veto_pct: u64,
     /// Virtual time between two faults.
@@ -49,6 +51,8 @@ pub enum Fault {
     },
     /// The primary, if there is one, relinquishes or submits its last decree.
     Relinquish,
+    /// The primary, if there is one, is asked to change the replica set to these nodes.
+    Reconfigure(Vec<usize>),
 }
 
 impl Faults {
@@ -70,6 +74,7 @@ impl Faults {
             disk_latency_max_us: if slow_disk { 1 + rng.below(50_000) } else { 100 },
             clock_jumps,
             relinquish,
+            reconfigure: false, // drawn by the caller, after every older draw
             veto_pct: if veto { 1 + rng.below(50) } else { 0 },
             interval_us: election_delay_us / 4 + rng.below(2 * election_delay_us),
             downtime_max_us: 3 * election_delay_us,
@@ -78,13 +83,19 @@ impl Faults {
 
     /// The next fault, among the kinds this seed switched on; `None` when none is.
     pub fn pick(&self, rng: &mut Rng, nodes: usize) -> Option<Fault> {
-        let kinds: Vec<u8> =
-            [self.partitions, self.one_way_links, self.crashes, self.clock_jumps, self.relinquish]
-                .iter()
-                .zip(0u8..)
-                .filter(|(on, _)| **on)
-                .map(|(_, kind)| kind)
-                .collect();
+        let kinds: Vec<u8> = [
+            self.partitions,
+            self.one_way_links,
+            self.crashes,
+            self.clock_jumps,
+            self.relinquish,
+            self.reconfigure,
+        ]
+        .iter()
+        .zip(0u8..)
+        .filter(|(on, _)| **on)
+        .map(|(_, kind)| kind)
+        .collect();
         let kind = *kinds.get(rng.below(kinds.len() as u64) as usize)?;
         let node = rng.below(nodes as u64) as usize;
         Some(match kind {
@@ -104,7 +115,15 @@ impl Faults {
             }
             2 => Fault::Crash { node, downtime_us: 1 + rng.below(self.downtime_max_us) },
             3 => Fault::ClockJump { node, jump_us: 1 + rng.below(self.downtime_max_us) },
-            _ => Fault::Relinquish,
+            4 => Fault::Relinquish,
+            _ => {
+                // Shrink to one, grow to all, or anything between; never empty.
+                let mut members: Vec<usize> = (0..nodes).filter(|_| rng.below(2) == 0).collect();
+                if members.is_empty() {
+                    members.push(node);
+                }
+                Fault::Reconfigure(members)
+            }
         })
     }
 

@@ -3,7 +3,7 @@
 //! which requests were acknowledged, and the cluster's state when the run ended. The
 //! simulator only appends to it; the checkers only read it.
 
-use rsl_core::paxos::{Decree, Pointers, Vote};
+use rsl_core::paxos::{Configuration, Decree, MemberId, Pointers, Record, Vote, VoteBody};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -32,6 +32,8 @@ pub struct Ack {
 pub struct FinalNode {
     pub up: bool,
     pub primary: bool,
+    /// A member of the newest configuration any node up at the end knows.
+    pub member: bool,
     pub executed: Decree,
     /// Index of its last incarnation.
     pub incarnation: usize,
@@ -47,6 +49,10 @@ pub struct History {
     pub liveness_requests: Vec<u64>,
     pub liveness_target: usize,
     pub final_nodes: Vec<FinalNode>,
+    /// The configuration the run started with.
+    pub first_configuration: Option<Configuration>,
+    /// Each node's durable journal at the end (journals are never truncated here).
+    pub journals: Vec<(MemberId, Vec<Record>)>,
     /// `Err`s from `step`, panics, and timers that never advance.
     pub core_errors: Vec<String>,
     /// The run reached its end (no panic stopped it).
@@ -63,8 +69,10 @@ impl History {
             .filter(|o| o.pointers.state == rsl_core::paxos::State::Primary)
             .map(|o| &o.pointers.max_ballot)
             .collect();
+        let changes =
+            self.final_log().iter().filter(|v| matches!(v.body, VoteBody::Reconfiguration(_))).count();
         format!(
-            "{} decrees chosen, {} requests acknowledged ({} after the heal), {} incarnations, {} primary ballots",
+            "{} decrees chosen, {changes} replica-set changes, {} requests acknowledged ({} after the heal), {} incarnations, {} primary ballots",
             self.final_log().len(),
             self.acks.len(),
             self.liveness_requests.len(),

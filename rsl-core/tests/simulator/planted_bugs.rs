@@ -4,7 +4,7 @@
 //! reacts to the bug, not to the seed.
 
 use crate::checkers::{
-    agreement, durability, executed_prefix, liveness, log_pointers, no_duplicate_execution,
+    agreement, configurations, durability, executed_prefix, liveness, log_pointers, no_duplicate_execution,
     one_primary_per_ballot, validity,
 };
 use crate::sim::{Bugs, Params};
@@ -30,6 +30,7 @@ fn assert_fires(checker: &str, tries: u64, bugs: Bugs, shape: impl Fn(&mut Param
 
 fn three_nodes(params: &mut Params) {
     params.nodes = 3;
+    params.universe = params.universe.max(3);
     params.keep_down = 0;
 }
 
@@ -82,4 +83,15 @@ fn log_pointers_catches_pointers_going_back() {
 fn liveness_catches_a_partition_never_healed() {
     let bugs = Bugs { permanent_partition: true, ..Bugs::default() };
     assert_fires(liveness::NAME, 5, bugs, three_nodes);
+}
+
+#[test]
+fn configurations_catches_forged_acknowledgements() {
+    let bugs = Bugs { forged_acks: true, ..Bugs::default() };
+    assert_fires(configurations::NAME, 50, bugs, |params| {
+        params.nodes = 5;
+        params.universe = 5;
+        params.keep_down = 0;
+        params.faults.drop_pct = params.faults.drop_pct.max(20);
+    });
 }

@@ -42,13 +42,18 @@ pub struct Bugs {
     pub pointers_go_back: bool,
     /// The heal cuts every link instead of restoring them.
     pub permanent_partition: bool,
+    /// The network hands the primary each VoteAccepted also under every other member's id.
+    pub forged_acks: bool,
 }
 
 /// Everything one run needs, derived from its seed.
 #[derive(Clone, Debug)]
 pub struct Params {
     pub seed: u64,
+    /// Members of the first configuration: nodes `0..nodes`.
     pub nodes: usize,
+    /// Nodes that run: more than `nodes` when replica-set changes may add members.
+    pub universe: usize,
     pub config: Config,
     pub faults: Faults,
     pub workload: Workload,
@@ -81,16 +86,24 @@ impl Params {
             learn_timeout_us: 2 * election_delay_us,
             ..Config::default()
         };
-        let faults = Faults::from_rng(&mut rng, election_delay_us);
+        let mut faults = Faults::from_rng(&mut rng, election_delay_us);
         let workload = Workload::from_rng(&mut rng);
-        let keep_down = if rng.below(2) == 0 { 0 } else { rng.below(nodes as u64 / 2 + 1) as usize };
+        let mut keep_down = if rng.below(2) == 0 { 0 } else { rng.below(nodes as u64 / 2 + 1) as usize };
+        let safety_us = (2 + rng.below(19)) * 1_000_000;
+        // Drawn last, so that older seeds keep every other parameter.
+        faults.reconfigure = rng.below(100) < 40;
+        let universe = if faults.reconfigure { 5 } else { nodes };
+        if faults.reconfigure {
+            keep_down = 0; // which nodes form a quorum at the heal is not known in advance
+        }
         Self {
             seed,
             nodes,
+            universe,
             config,
             faults,
             workload,
-            safety_us: (2 + rng.below(19)) * 1_000_000,
+            safety_us,
             liveness_us: 10_000_000 + 40 * election_delay_us,
             keep_down,
             bugs: Bugs::default(),
@@ -170,16 +183,18 @@ pub struct Sim {
     relinquished: Option<(usize, Ballot)>,
     /// A one-shot planted bug already fired.
     bug_fired: bool,
+    /// The next `ChangeConfiguration` cookie.
+    next_reconfiguration: u64,
     trace: bool,
     pub history: History,
 }
 
 impl Sim {
     pub fn new(params: Params, trace: bool) -> Self {
-        let ids: Vec<String> = (1..=params.nodes).map(|i| i.to_string()).collect();
+        let ids: Vec<String> = (1..=params.universe).map(|i| i.to_string()).collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let members = MemberSet::of_ids(&refs).expect("valid member ids");
-        let nodes = (0..params.nodes)
+        let members = MemberSet::of_ids(&refs[..params.nodes]).expect("valid member ids");
+        let nodes = (0..params.universe)
             .map(|i| {
                 let twin = params.bugs.twin_member_ids && i == 2;
                 Node {
@@ -194,14 +209,19 @@ impl Sim {
                 }
             })
             .collect();
-        let history = History { liveness_target: params.workload.liveness_target, ..History::default() };
+        let configuration = Configuration { number: 1, initial_decree: Decree(0), members };
+        let history = History {
+            liveness_target: params.workload.liveness_target,
+            first_configuration: Some(configuration.clone()),
+            ..History::default()
+        };
         Self {
             rng: Rng::new(params.seed ^ 0x5157_5eed),
             now: 0,
             seq: 0,
             queue: BTreeMap::new(),
             nodes,
-            configuration: Configuration { number: 1, initial_decree: Decree(0), members },
+            configuration,
             cut: Vec::new(),
             healed: false,
             kept_down: Vec::new(),
@@ -211,6 +231,7 @@ impl Sim {
             liveness_acked: 0,
             relinquished: None,
             bug_fired: false,
+            next_reconfiguration: 1,
             trace,
             history,
             params,
@@ -248,16 +269,24 @@ impl Sim {
     }
 
     fn finish(&mut self) {
+        let newest = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref().map(Replica::configuration))
+            .max_by_key(|c| c.number)
+            .cloned();
         self.history.final_nodes = self
             .nodes
             .iter()
             .map(|n| FinalNode {
                 up: n.replica.is_some(),
                 primary: n.replica.as_ref().is_some_and(Replica::is_primary),
+                member: newest.as_ref().is_some_and(|c| c.members.contains(&n.id)),
                 executed: n.replica.as_ref().map_or(Decree(0), |r| r.pointers().executed),
                 incarnation: n.incarnation,
             })
             .collect();
+        self.history.journals = self.nodes.iter().map(|n| (n.id.clone(), n.durable.clone())).collect();
         self.history.completed = true;
     }
 
@@ -421,6 +450,7 @@ impl Sim {
                 self.unresolved.remove(&cookie);
                 self.history.aborted.insert(cookie);
             }
+            Action::AbortReconfiguration { .. } => {}
             Action::FetchVotes { from, first } => self.fetch(node, &from, first),
             Action::AskCanBecomePrimary => {
                 // The application may refuse during the faulty phase.
@@ -434,7 +464,8 @@ impl Sim {
     /// The application: records what it executed, and tells clients their requests
     /// committed when the cookies are ours.
     fn execute(&mut self, node: usize, vote: Arc<Vote>, cookies: Option<Vec<Cookie>>) {
-        if let Some(cookies) = cookies {
+        let reconfiguration = matches!(vote.body, VoteBody::Reconfiguration(_));
+        if let Some(cookies) = cookies.filter(|_| !reconfiguration) {
             if cookies.len() != vote.requests().len() {
                 let error = format!(
                     "decree {}: {} cookies for {} requests",
@@ -493,6 +524,11 @@ impl Sim {
             let copies = if faulty && self.rng.below(100) < self.params.faults.duplicate_pct { 2 } else { 1 };
             for _ in 0..copies {
                 let at = self.now + self.params.faults.delay(&mut self.rng);
+                if let Body::VoteAccepted { .. } = &message.body {
+                    if self.params.bugs.forged_acks {
+                        self.forge_acks(from, target, &message, at);
+                    }
+                }
                 let message = match &message.body {
                     Body::Vote(vote)
                         if self.params.bugs.alter_votes && target == 1 && !vote.requests().is_empty() =>
@@ -504,6 +540,15 @@ impl Sim {
                 };
                 self.schedule(at, Event::Deliver { to: target, message });
             }
+        }
+    }
+
+    /// The planted bug: `message` delivered at `at` to `target` also as if every other
+    /// member had sent it.
+    fn forge_acks(&mut self, from: usize, target: usize, message: &Message, at: u64) {
+        for forger in (0..self.nodes.len()).filter(|&n| n != from && n != target) {
+            let forged = Message { from: self.nodes[forger].id.clone(), ..message.clone() };
+            self.schedule(at, Event::Deliver { to: target, message: forged });
         }
     }
 
@@ -649,6 +694,15 @@ impl Sim {
                             self.schedule(self.now + self.params.faults.interval_us / 2, exit);
                         }
                     }
+                }
+            }
+            Fault::Reconfigure(nodes) => {
+                if let Some(primary) = self.primary() {
+                    let ids: Vec<&str> = nodes.iter().map(|&n| self.nodes[n].id.as_str()).collect();
+                    let members = MemberSet::of_ids(&ids).expect("distinct valid ids");
+                    let cookie = self.next_reconfiguration;
+                    self.next_reconfiguration += 1;
+                    self.step(primary, Input::ChangeConfiguration { members, cookie });
                 }
             }
         }

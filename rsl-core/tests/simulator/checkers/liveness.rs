@@ -1,7 +1,7 @@
 //! Liveness: once the faults stop and a quorum is healed, within the liveness phase (the
 //! bound) a primary exists, every liveness request it accepted is acknowledged, enough of
-//! them are, and every live replica executed up to the last acknowledged one. Needs a
-//! run that reached its end.
+//! them are, and every live member of the newest configuration executed up to the last
+//! acknowledged one. Needs a run that reached its end.
 
 use crate::history::History;
 use rsl_core::paxos::Decree;
@@ -35,7 +35,7 @@ pub fn check(history: &History) -> Result<(), String> {
             history.liveness_target
         ));
     }
-    for (node, n) in history.final_nodes.iter().enumerate().filter(|(_, n)| n.up) {
+    for (node, n) in history.final_nodes.iter().enumerate().filter(|(_, n)| n.up && n.member) {
         if n.executed < last {
             return Err(format!("node {node} executed {} < last acknowledged decree {last}", n.executed));
         }

@@ -4,6 +4,7 @@
 //! are violations too, reported as [`CORE`].
 
 pub mod agreement;
+pub mod configurations;
 pub mod durability;
 pub mod executed_prefix;
 pub mod liveness;
@@ -32,7 +33,7 @@ impl fmt::Display for Violation {
 
 type Checker = fn(&History) -> Result<(), String>;
 
-const CHECKERS: [(&str, Checker); 8] = [
+const CHECKERS: [(&str, Checker); 9] = [
     (agreement::NAME, agreement::check),
     (executed_prefix::NAME, executed_prefix::check),
     (validity::NAME, validity::check),
@@ -41,6 +42,7 @@ const CHECKERS: [(&str, Checker); 8] = [
     (one_primary_per_ballot::NAME, one_primary_per_ballot::check),
     (log_pointers::NAME, log_pointers::check),
     (liveness::NAME, liveness::check),
+    (configurations::NAME, configurations::check),
 ];
 
 /// Every violation of the run: the core's own errors, then one per failing checker.

@@ -1,0 +1,237 @@
+//! Replica-set change (legacy §4.8, §6.9): the primary drains its pipeline, proposes the
+//! new set as a decree of its own and nothing above it; the decision switches every
+//! replica that passes it to the next configuration; members of other configurations are
+//! told or taught. "2" of {"1","2","3"} unless a test says otherwise.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use rsl_core::paxos::{
+    Action, Ballot, Body, Config, Decree, Input, Message, Record, Recovered, Replica, State, Vote, VoteBody,
+};
+use std::sync::Arc;
+
+fn set(ids: &[&str]) -> rsl_core::paxos::MemberSet {
+    rsl_core::paxos::MemberSet::of_ids(ids).unwrap()
+}
+
+fn change(ids: &[&str], cookie: u64) -> Input {
+    Input::ChangeConfiguration { members: set(ids), cookie }
+}
+
+fn replicate(request: &str, cookie: u64) -> Input {
+    Input::Replicate {
+        request: Bytes::copy_from_slice(request.as_bytes()),
+        cookie,
+        exclusive: false,
+        last: false,
+    }
+}
+
+fn accepted(from: &str, decree: u64, b: &Ballot) -> Input {
+    msg(from, Body::VoteAccepted { decree: Decree(decree), ballot: b.clone(), payload: 0 })
+}
+
+fn mine() -> Ballot {
+    ballot(2, ME)
+}
+
+fn reconfiguration(decree: u64, b: &Ballot, passed: u64, ids: &[&str]) -> Arc<Vote> {
+    Arc::new(Vote {
+        body: VoteBody::Reconfiguration(set(ids)),
+        ..Vote::empty(Decree(decree), b.clone(), 1, Decree(passed))
+    })
+}
+
+#[test]
+fn the_primary_drains_its_pipeline_then_decides_the_new_set_and_nothing_above_it() {
+    let mut r = primary(Config { batch_requests_max: 1, ..config(8) });
+    step(&mut r, T0, replicate("a", 10));
+    persist_all(&mut r, T0);
+    // Decree 2 is in flight: the change waits for it.
+    let out = step(&mut r, T0, change(&["1", "2", "4"], 77));
+    assert!(out.is_empty(), "{out:?}");
+    step(&mut r, T0, replicate("b", 11));
+    let out = step(&mut r, T0, accepted("1", 2, &mine()));
+    assert_eq!(out[0], "execute 2 (1 requests, ours)");
+    assert_eq!(out[1..].iter().filter(|l| l.contains("reconfiguration")).count(), 2, "{out:?}");
+    assert!(out.iter().all(|l| !l.contains("Vote(4")), "a decree above the reconfiguration: {out:?}");
+    persist_all(&mut r, T0);
+    let out = step(&mut r, T0, accepted("3", 3, &mine()));
+    assert_eq!(
+        out,
+        [
+            "execute 3 (0 requests, ours)",
+            "send 1 <- 2@1: ReconfigurationDecision(3 <2,2>)",
+            "send 3 <- 2@1: ReconfigurationDecision(3 <2,2>)",
+            "abort cookie 11 NotPrimary",
+            "notify status primary=false",
+            "persist #6 vote 1 <2,2>",
+            "persist #7 vote 2 <2,2>",
+            "persist #8 vote 3 <2,2>",
+            "send 1 <- 2@2: StatusQuery(3 <2,2>)",
+            "send 4 <- 2@2: StatusQuery(3 <2,2>)",
+        ]
+    );
+    let c = r.configuration();
+    assert_eq!((c.number, c.initial_decree, c.members.clone()), (2, Decree(4), set(&["1", "2", "4"])));
+    assert_eq!(r.state(), State::Initializing);
+}
+
+#[test]
+fn a_primary_that_removes_itself_goes_inactive_and_announces_the_new_set() {
+    let mut r = primary(config(1));
+    step(&mut r, T0, change(&["1", "3"], 5));
+    persist_all(&mut r, T0);
+    let out = step(&mut r, T0, accepted("1", 2, &mine()));
+    assert!(out.contains(&"send 3 <- 2@1: ReconfigurationDecision(2 <2,2>)".to_string()), "{out:?}");
+    assert!(out.contains(&"send 1 <- 2@2: StatusQuery(2 <2,2>)".to_string()), "{out:?}");
+    assert_eq!(r.state(), State::Inactive);
+    // It repeats until a member of the new configuration answers from it.
+    let again = r.next_deadline();
+    let out = step(&mut r, again, Input::Tick);
+    assert_eq!(out, ["send 1 <- 2@2: StatusQuery(2 <2,2>)", "send 3 <- 2@2: StatusQuery(2 <2,2>)"]);
+    let b = ballot(3, "1");
+    let answer = status((2, &mine()), 2, &mine(), 2, &b);
+    step(&mut r, again, Input::Message(Message { from: id("1"), configuration: 2, body: answer }));
+    assert_eq!(r.next_deadline(), u64::MAX);
+    // Requests now go back: it is no one's primary.
+    assert_eq!(step(&mut r, again, replicate("x", 9)), ["abort cookie 9 NotPrimary"]);
+}
+
+#[test]
+fn a_change_asked_of_a_secondary_is_refused_and_changes_nothing() {
+    let mut r = secondary(config(8));
+    let before = r.pointers();
+    assert_eq!(step(&mut r, T0, change(&["1", "2"], 3)), ["abort reconfiguration cookie 3 NotPrimary"]);
+    assert_eq!((r.pointers(), r.configuration().number), (before, 1));
+}
+
+#[test]
+fn a_primary_deposed_before_the_decision_aborts_the_change() {
+    let mut r = primary(config(8));
+    step(&mut r, T0, change(&["1", "2"], 3));
+    persist_all(&mut r, T0);
+    let higher = Body::Prepare {
+        decree: Decree(1),
+        passed: Decree(1),
+        ballot: ballot(5, "3"),
+        primary_cookie: Bytes::new(),
+    };
+    let out = step(&mut r, T0, msg("3", higher));
+    assert_eq!(out[..2], ["abort reconfiguration cookie 3 NotPrimary", "notify status primary=false"]);
+    assert_eq!(r.configuration().number, 1);
+}
+
+#[test]
+fn a_secondary_follows_the_decision_into_the_new_configuration() {
+    let mut r = secondary(config(8));
+    let b = ballot(1, "1");
+    step(&mut r, T0, vote_msg(&reconfiguration(2, &b, 1, &["1", "2", "5"])));
+    persist_all(&mut r, T0);
+    let out = step(&mut r, T0, msg("1", Body::ReconfigurationDecision { decree: Decree(2), ballot: b }));
+    assert_eq!(out[..2], ["persist #3 vote 2 <1,1>", "execute 2 (0 requests)"], "{out:?}");
+    assert!(out.contains(&"send 5 <- 2@2: StatusQuery(2 <1,1>)".to_string()), "{out:?}");
+    assert_eq!((r.configuration().number, r.state()), (2, State::Initializing));
+    // Its old configuration's messages now get its status, which shows the change.
+    let out = step(&mut r, T0, vote_msg(&vote(3, &ballot(1, "1"), 2, &["late"])));
+    assert_eq!(out.len(), 1);
+    assert!(out[0].starts_with("send 1 <- 2@2: StatusResponse("), "{out:?}");
+}
+
+#[test]
+fn a_decision_for_decrees_it_lacks_makes_it_learn_them() {
+    let mut r = secondary(config(8));
+    let out = step(
+        &mut r,
+        T0,
+        msg("1", Body::ReconfigurationDecision { decree: Decree(4), ballot: ballot(1, "1") }),
+    );
+    assert_eq!(out, ["persist #2 vote 1 <1,1>", "execute 1 (1 requests)", "fetch votes from 1 at 2"]);
+    assert_eq!(r.configuration().number, 1);
+}
+
+#[test]
+fn a_message_of_a_newer_configuration_makes_even_a_non_member_learn() {
+    let mut r = fresh(&["1", "3", "4"], config(8));
+    assert_eq!(r.state(), State::Inactive);
+    let b = ballot(4, "1");
+    let query = Body::StatusQuery { decree: Decree(9), ballot: b };
+    let out = step(&mut r, T0, Input::Message(Message { from: id("1"), configuration: 2, body: query }));
+    assert_eq!(out[0], "fetch votes from 1 at 1");
+    assert!(out[1].starts_with("send 1 <- 2@1: StatusResponse("), "{out:?}");
+    // The fetch brings the change that adds it: it becomes a member and stands.
+    let old = ballot(1, "1");
+    let votes = vec![vote(1, &old, 0, &["a"]), reconfiguration(2, &old, 1, &["1", "2"])];
+    let out = step(&mut r, T0, Input::Learned { from: id("1"), votes });
+    assert!(out.contains(&"send 1 <- 2@2: StatusQuery(2 <1,1>)".to_string()), "{out:?}");
+    assert_eq!((r.configuration().number, r.state()), (2, State::Initializing));
+}
+
+#[test]
+fn a_new_primary_re_proposes_a_recovered_change_and_nothing_above_it() {
+    let mut r = preparing(config(8));
+    let old = ballot(1, "1");
+    let promise = Body::PrepareAccepted {
+        decree: Decree(1),
+        ballot: mine(),
+        watermark: Decree(1),
+        votes: vec![
+            vote(1, &old, 0, &["a"]),
+            reconfiguration(2, &old, 1, &["1", "2", "3", "4"]),
+            vote(3, &ballot(1, "3"), 1, &["stale"]),
+        ],
+    };
+    let out = step(&mut r, T0, msg("1", promise));
+    let proposed: Vec<&String> = out.iter().filter(|l| l.starts_with("send 1 <- 2@1: Vote(")).collect();
+    assert_eq!(
+        proposed,
+        [
+            "send 1 <- 2@1: Vote(1 <2,2> passed=0 n=1)",
+            "send 1 <- 2@1: Vote(2 <2,2> passed=1 n=0 reconfiguration)"
+        ]
+    );
+}
+
+#[test]
+fn the_same_set_proposed_again_still_starts_a_new_configuration() {
+    let mut r = primary(config(1));
+    step(&mut r, T0, change(&["1", "2", "3"], 1));
+    persist_all(&mut r, T0);
+    step(&mut r, T0, accepted("1", 2, &mine()));
+    let c = r.configuration();
+    assert_eq!((c.number, c.members.clone()), (2, set(&["1", "2", "3"])));
+    // The old primary stands again at once (it led before).
+    assert_eq!(r.state(), State::Initializing);
+}
+
+#[test]
+fn a_restart_replays_the_change_from_the_journal() {
+    let old = ballot(1, "1");
+    let records = vec![
+        Record::Vote(vote(1, &old, 0, &["a"])),
+        Record::Vote(reconfiguration(2, &old, 1, &["1", "2", "4"])),
+        // Decree 2 journaled as its own proof (as a replica that passes it does), and a
+        // vote of the next configuration.
+        Record::Vote(reconfiguration(2, &old, 2, &["1", "2", "4"])),
+        Record::Vote(Arc::new(Vote {
+            configuration: 2,
+            ..Vote::clone(&vote(3, &ballot(3, "1"), 2, &["c"]))
+        })),
+        // A vote of the old configuration above the change: never chosen, dropped.
+        Record::Vote(vote(3, &ballot(2, "3"), 1, &["stale"])),
+    ];
+    let recovered = Recovered { checkpoint: Decree(0), records };
+    let mut r = Replica::new(id(ME), config(8), configuration(&["1", "2", "3"]), recovered, 7, T0).unwrap();
+    let executed: Vec<String> = r
+        .drain_actions()
+        .iter()
+        .filter(|a| matches!(a, Action::Execute { .. }))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(executed, ["execute 1 (1 requests)", "execute 2 (0 requests)"]);
+    let c = r.configuration();
+    assert_eq!((c.number, c.initial_decree, c.members.clone()), (2, Decree(3), set(&["1", "2", "4"])));
+    assert_eq!(r.vote(Decree(3)).map(|v| v.configuration), Some(2));
+}
