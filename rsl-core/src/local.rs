@@ -325,8 +325,8 @@ impl<A: App> Engine<A> {
             Action::Abort { cookie, reason } => {
                 let _ = self.done.send(Completion::Aborted { cookie, reason: reason.into() });
             }
-            // The local cluster issues no ChangeConfiguration.
-            Action::AbortReconfiguration { .. } => {}
+            // The local cluster issues no ChangeConfiguration and starts bootstrapped.
+            Action::AbortReconfiguration { .. } | Action::PersistBootstrap(_) => {}
             Action::FetchVotes { from, first } => {
                 if let Some((_, tx)) = self.peers.iter().find(|(id, _)| *id == from) {
                     let reply =

@@ -58,10 +58,17 @@ fn an_inactive_replica_answers_status_queries_only() {
             .unwrap();
     assert_eq!(r.state(), State::Inactive);
     assert!(r.drain_actions().is_empty());
+    // It may be the last to know its configuration: it queries the members until one
+    // answers from that configuration.
+    assert_eq!(r.next_deadline(), T0);
+    let announce = ["1", "2", "3"].map(|to| format!("send {to} <- 4@1: StatusQuery(0 <0,>)"));
     assert_eq!(
         step(&mut r, T0, query(0, &Ballot::default())),
-        ["send 1 <- 4@1: StatusResponse(0 <0,> passed=0 mb=<0,> Inactive)"]
+        [&["send 1 <- 4@1: StatusResponse(0 <0,> passed=0 mb=<0,> Inactive)".to_string()], &announce[..]]
+            .concat()
     );
+    let empty = Ballot::default();
+    assert!(step(&mut r, T0, msg("2", status((0, &empty), 0, &empty, 0, &empty))).is_empty());
     assert!(step(&mut r, T0, vote_msg(&vote(1, &ballot(1, "1"), 0, &["a"]))).is_empty());
     assert_eq!(r.next_deadline(), u64::MAX);
 }

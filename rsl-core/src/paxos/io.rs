@@ -71,6 +71,10 @@ pub enum Input {
     /// `ChangeConfiguration`). The decision executes as a decree whose body is the set;
     /// `cookie` comes back with it on this replica, or with `AbortReconfiguration`.
     ChangeConfiguration { members: MemberSet, cookie: Cookie },
+    /// Legacy `Bootstrap`: a replica of configuration 0 adopts `members` as configuration 1
+    /// and tells them; asked again with the same set before it is bootstrapped (it
+    /// accepted a vote), it tells them again.
+    Bootstrap(MemberSet),
     /// Start an election now rather than when the election timer fires.
     AttemptPromotion,
     /// Decrees in flight from now on: the runtime raises it from 1 when the protocol
@@ -115,6 +119,9 @@ pub enum Action {
         cookie: Cookie,
         reason: AbortReason,
     },
+    /// Save `members` as configuration 1 (legacy: checkpoint `0.codex`) before performing
+    /// any later action: a bootstrapped replica must come back bootstrapped.
+    PersistBootstrap(MemberSet),
     /// Legacy `NotifyStatus(isPrimary)`.
     NotifyStatus {
         primary: bool,
@@ -154,6 +161,7 @@ impl fmt::Display for Action {
                 write!(f, "abort reconfiguration cookie {cookie} {reason:?}")
             }
             Action::NotifyStatus { primary } => write!(f, "notify status primary={primary}"),
+            Action::PersistBootstrap(set) => write!(f, "persist bootstrap of {} members", set.len()),
             Action::NotifyPrimaryRecovered => f.write_str("notify primary recovered"),
             Action::FetchVotes { from, first } => write!(f, "fetch votes from {from} at {first}"),
             Action::AskCanBecomePrimary => f.write_str("ask can become primary"),

@@ -153,6 +153,8 @@ pub enum Body {
     /// to the members of the configuration it ends; like a vote's watermark, it tells that
     /// every decree up to `decree` is chosen.
     ReconfigurationDecision { decree: Decree, ballot: Ballot },
+    /// Id 14: start configuration 1 with this set (sent in configuration 0).
+    Bootstrap(MemberSet),
 }
 
 /// A message between replicas of one configuration.
@@ -188,6 +190,7 @@ impl fmt::Display for Message {
                 write!(f, "NotAccepted({decree} passed={passed} {ballot})")
             }
             Body::StatusQuery { decree, ballot } => write!(f, "StatusQuery({decree} {ballot})"),
+            Body::Bootstrap(set) => write!(f, "Bootstrap({} members)", set.len()),
             Body::ReconfigurationDecision { decree, ballot } => {
                 write!(f, "ReconfigurationDecision({decree} {ballot})")
             }

@@ -183,8 +183,10 @@ impl Replica {
         if replica.configuration.members.contains(&replica.id) {
             replica.start_initializing();
         } else {
-            // It may be the last to know of its configuration: announce it.
-            replica.role = Role::Inactive { announce_at: now };
+            // It may be the last to know of its configuration: announce it (unless it
+            // waits for bootstrap, and knows none).
+            let waits = replica.configuration.number == 0;
+            replica.role = Role::Inactive { announce_at: if waits { NEVER } else { now } };
         }
         replica.check_invariants();
         Ok(replica)
@@ -216,6 +218,7 @@ impl Replica {
                 Ok(())
             }
             Input::Relinquish => self.on_relinquish(),
+            Input::Bootstrap(members) => self.on_bootstrap(members, true),
             Input::ChangeConfiguration { members, cookie } => {
                 self.on_change_configuration(members, cookie);
                 Ok(())
@@ -384,12 +387,29 @@ impl Replica {
         if matches!(self.role, Role::Stopped) {
             return Ok(());
         }
+        if let Body::Bootstrap(members) = body {
+            // Legacy takes it from anyone; we only from a member of the set it names.
+            if !members.contains(&from) {
+                return Err(InvalidInput::UnknownMember(from));
+            }
+            // A set we cannot take is ignored, as legacy does for the message.
+            let _ = self.on_bootstrap(members, false);
+            return Ok(());
+        }
         if configuration > self.configuration.number {
             self.on_newer_configuration(from);
             return Ok(());
         }
         if configuration < self.configuration.number {
-            if matches!(body, Body::Vote(_) | Body::Prepare { .. }) {
+            let members = &self.configuration.members;
+            if configuration == 0
+                && self.configuration.number == 1
+                && members.contains(&from)
+                && members.contains(&self.id)
+            {
+                // A member missed the bootstrap: it takes it now, and learns the rest.
+                self.send_bootstrap(&from);
+            } else if matches!(body, Body::Vote(_) | Body::Prepare { .. }) {
                 let status = self.status(Decree(0), Ballot::default());
                 self.send(from, Body::StatusResponse(Box::new(status)));
             }
@@ -432,14 +452,60 @@ impl Replica {
                 self.on_reconfiguration_decision(from, decree, ballot);
                 Ok(())
             }
-            Body::StatusQuery { .. } => unreachable!("handled above"),
+            Body::StatusQuery { .. } | Body::Bootstrap(_) => unreachable!("handled above"),
         }
+    }
+
+    /// Legacy "bootstrapped": this replica accepted a vote, so configuration 1 is in use.
+    pub fn is_bootstrapped(&self) -> bool {
+        let (decree, ballot) = self.max_accepted();
+        !ballot.is_empty() || decree > Decree(1)
+    }
+
+    /// Bootstrap with `members` (legacy §4.7 and §1.7's checks): adopt them as
+    /// configuration 1, persisted first; `announce` sends Bootstrap to the other members.
+    fn on_bootstrap(&mut self, members: MemberSet, announce: bool) -> Result<(), InvalidInput> {
+        if !members.contains(&self.id) {
+            return Err(InvalidInput::BootstrapFailed("this replica is not in the set"));
+        }
+        if self.is_bootstrapped() {
+            return Err(InvalidInput::AlreadyBootstrapped);
+        }
+        if self.configuration.number == 0 {
+            self.configuration = Configuration { number: 1, initial_decree: self.passed.next(), members };
+            self.gate.ready.push(Action::PersistBootstrap(self.configuration.members.clone()));
+            self.start_initializing();
+        } else if self.configuration.number > 1 || self.configuration.members != members {
+            return Err(InvalidInput::BootstrapFailed("another set was bootstrapped"));
+        }
+        if announce {
+            let others: Vec<MemberId> =
+                self.configuration.members.ids().filter(|id| **id != self.id).cloned().collect();
+            for to in &others {
+                self.send_bootstrap(to);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bootstrap with our configuration-1 set, stamped configuration 0.
+    fn send_bootstrap(&mut self, to: &MemberId) {
+        let body = Body::Bootstrap(self.configuration.members.clone());
+        let message = Message { from: self.id.clone(), configuration: 0, body };
+        self.gate.ready.push(Action::Send { to: to.clone(), message });
     }
 
     /// A newer configuration exists, so every decree of ours up to its first one is
     /// chosen, and no other decree of ours will be: leave any leading role and learn the
     /// decisions from `from`.
     fn on_newer_configuration(&mut self, from: MemberId) {
+        if self.configuration.number == 0 {
+            // Not bootstrapped: our status tells the sender, who may bootstrap us. (Joining
+            // a cluster past configuration 1 needs a checkpoint transfer: not built.)
+            let status = self.status(Decree(0), Ballot::default());
+            self.send(from, Body::StatusResponse(Box::new(status)));
+            return;
+        }
         if matches!(self.role, Role::Primary(_) | Role::Preparing(_)) {
             self.become_secondary();
         }

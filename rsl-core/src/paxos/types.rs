@@ -200,7 +200,15 @@ impl MemberSet {
     }
 }
 
+/// The set of configuration 0: a replica not bootstrapped yet has no members.
+impl Default for MemberSet {
+    fn default() -> Self {
+        Self { members: Vec::new(), cookie: Bytes::new() }
+    }
+}
+
 /// A membership epoch: its number, the first decree it governs, and its members.
+/// Configuration 0, with no members, is that of a replica waiting for `Bootstrap`.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Configuration {
     pub number: u32,
@@ -246,6 +254,10 @@ pub enum InvalidInput {
     },
     /// A driver completion that reports more than was asked for.
     BadCompletion(&'static str),
+    /// Bootstrap of a replica that already accepted a vote (legacy `RSLAlreadyBootstrapped`).
+    AlreadyBootstrapped,
+    /// Bootstrap refused (legacy `RSLBootstrapFailed`).
+    BootstrapFailed(&'static str),
     /// The replica is in a state where this input makes no sense.
     WrongState(&'static str),
     /// A tunable outside its range.
@@ -280,6 +292,8 @@ impl fmt::Display for InvalidInput {
             }
             Self::BadCompletion(why) => write!(f, "bad completion from the driver: {why}"),
             Self::WrongState(why) => write!(f, "input not valid now: {why}"),
+            Self::AlreadyBootstrapped => f.write_str("already bootstrapped"),
+            Self::BootstrapFailed(why) => write!(f, "bootstrap failed: {why}"),
             Self::BadConfig(e) => e.fmt(f),
         }
     }

@@ -395,8 +395,9 @@ impl<S: StateMachine> Engine<S> {
                 };
                 self.callback(Callback::Abort { cookie, status })?;
             }
-            // Only a ChangeConfiguration input produces it, and this driver issues none yet.
-            Action::AbortReconfiguration { .. } => {}
+            // Only ChangeConfiguration and Bootstrap inputs produce them (a replica that
+            // starts in configuration 0), and this driver issues none yet.
+            Action::AbortReconfiguration { .. } | Action::PersistBootstrap(_) => {}
             Action::FetchVotes { from, first } => self.fetch_votes(now, from, first)?,
             Action::AskCanBecomePrimary if self.promote_while_catching_up => {
                 let answer = self.app.read().can_become_primary().map(Bytes::from);

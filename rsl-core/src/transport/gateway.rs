@@ -65,7 +65,8 @@ pub(super) fn is_response(body: &Body) -> bool {
         Body::Vote(_)
         | Body::Prepare { .. }
         | Body::StatusQuery { .. }
-        | Body::ReconfigurationDecision { .. } => false,
+        | Body::ReconfigurationDecision { .. }
+        | Body::Bootstrap(_) => false,
     }
 }
 

@@ -74,8 +74,8 @@ impl WireVote {
 }
 
 impl WireMessage {
-    /// The core's view of this message, or `None` for ids 8, 9 and 11–14, which belong to
-    /// the learn port, legacy's Join/Defunct exchange and bootstrap (not core messages).
+    /// The core's view of this message, or `None` for ids 8, 9 and 11–13, which belong to
+    /// the learn port and legacy's Join/Defunct exchange (not core messages).
     pub fn into_core(self) -> Option<Message> {
         let WireMessage { header: h, body } = self;
         let (from, configuration) = (h.from.clone(), h.configuration);
@@ -130,8 +130,8 @@ impl WireMessage {
             | WireBody::FetchCheckpoint
             | WireBody::DefunctConfiguration
             | WireBody::Join(_)
-            | WireBody::JoinRequest
-            | WireBody::Bootstrap(_) => return None,
+            | WireBody::JoinRequest => return None,
+            WireBody::Bootstrap(set) => Body::Bootstrap(set),
         };
         Some(Message { from, configuration, body })
     }
@@ -201,6 +201,9 @@ impl WireMessage {
             Body::StatusQuery { decree, ballot } => (header(*decree, ballot, 0), WireBody::StatusQuery),
             Body::ReconfigurationDecision { decree, ballot } => {
                 (header(*decree, ballot, 0), WireBody::ReconfigurationDecision)
+            }
+            Body::Bootstrap(set) => {
+                (header(Decree(0), &Ballot::default(), 0), WireBody::Bootstrap(set.clone()))
             }
             Body::StatusResponse(s) => {
                 let fields = StatusFields {

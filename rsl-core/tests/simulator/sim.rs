@@ -11,8 +11,8 @@ use crate::history::{Ack, FinalNode, History, Incarnation, Observation};
 use crate::workload::{self, Workload};
 use bytes::Bytes;
 use rsl_core::paxos::{
-    chosen_votes, Action, Ballot, Body, Config, Configuration, Cookie, Decree, Input, MemberId, MemberSet,
-    Message, Record, Recovered, Replica, Rng, Token, Vote, VoteBody,
+    chosen_votes, Action, Ballot, Body, Config, Configuration, Cookie, Decree, Input, InvalidInput, MemberId,
+    MemberSet, Message, Record, Recovered, Replica, Rng, Token, Vote, VoteBody,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -63,6 +63,8 @@ pub struct Params {
     pub liveness_us: u64,
     /// Nodes the heal leaves down (a minority), so that only a quorum is healed.
     pub keep_down: usize,
+    /// The first set's nodes start in configuration 0; node 0's application bootstraps it.
+    pub bootstrap: bool,
     pub bugs: Bugs,
 }
 
@@ -93,6 +95,7 @@ impl Params {
         // Drawn last, so that older seeds keep every other parameter.
         faults.reconfigure = rng.below(100) < 40;
         let universe = if faults.reconfigure { 5 } else { nodes };
+        let bootstrap = rng.below(100) < 30;
         if faults.reconfigure {
             keep_down = 0; // which nodes form a quorum at the heal is not known in advance
         }
@@ -106,6 +109,7 @@ impl Params {
             safety_us,
             liveness_us: 10_000_000 + 40 * election_delay_us,
             keep_down,
+            bootstrap,
             bugs: Bugs::default(),
         }
     }
@@ -143,6 +147,8 @@ enum Event {
     },
     Client,
     Heal,
+    /// Node 0's application calls Bootstrap, and again every second until it took.
+    Bootstrap,
 }
 
 struct Node {
@@ -158,6 +164,8 @@ struct Node {
     disk_free_at: u64,
     /// (instant, ticks at it), to catch a deadline that never moves.
     ticks: (u64, u32),
+    /// The bootstrapped set, saved durably (legacy `0.codex`).
+    bootstrapped: Option<MemberSet>,
 }
 
 pub struct Sim {
@@ -206,6 +214,7 @@ impl Sim {
                     pending: VecDeque::new(),
                     disk_free_at: 0,
                     ticks: (0, 0),
+                    bootstrapped: None,
                 }
             })
             .collect();
@@ -244,6 +253,9 @@ impl Sim {
             self.start(node);
         }
         self.schedule(0, Event::Client);
+        if self.params.bootstrap {
+            self.schedule(0, Event::Bootstrap);
+        }
         self.schedule(self.params.faults.interval_us, Event::Fault);
         self.schedule(self.params.safety_us, Event::Heal);
         let end = self.params.safety_us + self.params.liveness_us;
@@ -356,6 +368,7 @@ impl Sim {
             }
             Event::Client => self.client(),
             Event::Heal => self.heal(),
+            Event::Bootstrap => self.bootstrap(),
         }
     }
 
@@ -370,7 +383,20 @@ impl Sim {
         let seed = self.params.seed.rotate_left(17) ^ incarnation as u64;
         let config = self.params.config.clone();
         let records = recovered.records.len();
-        match Replica::new(n.id.clone(), config, self.configuration.clone(), recovered, seed, now) {
+        // Nodes outside the first set start as a replica started with legacy's old API
+        // does: knowing the first configuration (joining from configuration 0 would need
+        // a checkpoint transfer).
+        let bootstraps = self.params.bootstrap && node < self.params.nodes;
+        let configuration = match (&n.bootstrapped, bootstraps) {
+            (_, false) => self.configuration.clone(),
+            (Some(members), true) => {
+                Configuration { number: 1, initial_decree: Decree(1), members: members.clone() }
+            }
+            (None, true) => {
+                Configuration { number: 0, initial_decree: Decree(0), members: MemberSet::default() }
+            }
+        };
+        match Replica::new(n.id.clone(), config, configuration, recovered, seed, now) {
             Ok(replica) => n.replica = Some(replica),
             Err(e) => return self.history.core_errors.push(format!("node {node} failed to start: {e}")),
         }
@@ -451,6 +477,7 @@ impl Sim {
                 self.history.aborted.insert(cookie);
             }
             Action::AbortReconfiguration { .. } => {}
+            Action::PersistBootstrap(members) => self.nodes[node].bootstrapped = Some(members),
             Action::FetchVotes { from, first } => self.fetch(node, &from, first),
             Action::AskCanBecomePrimary => {
                 // The application may refuse during the faulty phase.
@@ -541,6 +568,22 @@ impl Sim {
                 self.schedule(at, Event::Deliver { to: target, message });
             }
         }
+    }
+
+    /// Node 0's application bootstraps the first configuration, and repeats it every
+    /// second until node 0 accepted a vote (legacy `Bootstrap(set, timeout)`).
+    fn bootstrap(&mut self) {
+        let now = self.local_now(0);
+        let members = self.configuration.members.clone();
+        if let Some(replica) = self.nodes[0].replica.as_mut() {
+            match replica.step(now, Input::Bootstrap(members)) {
+                Ok(()) => {}
+                Err(InvalidInput::AlreadyBootstrapped) => return,
+                Err(e) => return self.history.core_errors.push(format!("bootstrap refused: {e}")),
+            }
+            self.settle(0);
+        }
+        self.schedule(self.now + 1_000_000, Event::Bootstrap);
     }
 
     /// The planted bug: `message` delivered at `at` to `target` also as if every other
