@@ -235,3 +235,45 @@ fn a_restart_replays_the_change_from_the_journal() {
     assert_eq!((c.number, c.initial_decree, c.members.clone()), (2, Decree(3), set(&["1", "2", "4"])));
     assert_eq!(r.vote(Decree(3)).map(|v| v.configuration), Some(2));
 }
+
+/// Legacy TestABC_BCD_CDE_ADE: a removed replica hears, from a member of a configuration
+/// three changes later, that it is a member again, and learns across every change.
+#[test]
+fn a_removed_replica_learns_across_several_changes_and_rejoins() {
+    let mut r = primary(config(8));
+    step(&mut r, T0, change(&["1", "3", "4"], 1));
+    persist_all(&mut r, T0);
+    step(&mut r, T0, accepted("1", 2, &mine()));
+    assert_eq!((r.configuration().number, r.state()), (2, State::Inactive));
+    let in_configuration =
+        |number: u32, v: Arc<Vote>| Arc::new(Vote { configuration: number, ..Vote::clone(&v) });
+    let query = Body::StatusQuery { decree: Decree(5), ballot: ballot(9, "4") };
+    let out = step(&mut r, T0, Input::Message(Message { from: id("4"), configuration: 4, body: query }));
+    assert_eq!(out[0], "fetch votes from 4 at 3");
+    let votes = vec![
+        in_configuration(2, reconfiguration(3, &ballot(5, "1"), 2, &["3", "4", "5"])),
+        in_configuration(3, reconfiguration(4, &ballot(7, "3"), 3, &["2", "4", "5"])),
+        in_configuration(4, vote(5, &ballot(9, "4"), 4, &["e"])),
+    ];
+    let out = step(&mut r, T0, Input::Learned { from: id("4"), votes });
+    let executed: Vec<&String> = out.iter().filter(|l| l.starts_with("execute")).collect();
+    assert_eq!(executed, ["execute 3 (0 requests)", "execute 4 (0 requests)", "execute 5 (1 requests)"]);
+    let c = r.configuration();
+    assert_eq!((c.number, c.initial_decree, c.members.clone()), (4, Decree(5), set(&["2", "4", "5"])));
+    assert_eq!((r.pointers().passed, r.state()), (Decree(5), State::Initializing));
+}
+
+/// A learner handed a vote of a configuration other than the one its decree belongs to
+/// refuses it: the proof rule never crosses configurations unnoticed.
+#[test]
+fn a_learned_vote_of_the_wrong_configuration_is_refused() {
+    let mut r = secondary(config(8));
+    step(&mut r, T0, msg("1", Body::ReconfigurationDecision { decree: Decree(3), ballot: ballot(1, "1") }));
+    let stale = Arc::new(Vote { configuration: 2, ..Vote::clone(&vote(2, &ballot(1, "1"), 1, &["x"])) });
+    let learned = Input::Learned { from: id("1"), votes: vec![stale] };
+    assert_eq!(
+        r.step(T0, learned),
+        Err(rsl_core::paxos::InvalidInput::WrongConfiguration { ours: 1, theirs: 2 })
+    );
+    assert_eq!(r.pointers().passed, Decree(1));
+}
