@@ -202,8 +202,14 @@ fn the_same_set_proposed_again_still_starts_a_new_configuration() {
     step(&mut r, T0, accepted("1", 2, &mine()));
     let c = r.configuration();
     assert_eq!((c.number, c.members.clone()), (2, set(&["1", "2", "3"])));
-    // The old primary stands again at once (it led before).
+    // The old primary stands again at once (it led before). Its Prepare names decree 3,
+    // the next one: a version-6 acceptor reads decree − 1 as the candidate's watermark,
+    // and refuses a candidate that passed less than itself.
     assert_eq!(r.state(), State::Initializing);
+    let answer = status((2, &mine()), 2, &mine(), 2, &mine());
+    step(&mut r, T0, Input::Message(Message { from: id("1"), configuration: 2, body: answer }));
+    let out = step(&mut r, T0, Input::CanBecomePrimary(Some(Bytes::new())));
+    assert!(out.contains(&"send 1 <- 2@2: Prepare(3 passed=2 <3,2>)".to_string()), "{out:?}");
 }
 
 #[test]

@@ -152,7 +152,7 @@ impl Replica {
         let ballot = Ballot::new(number, self.id.clone());
         self.observe_ballot(&ballot);
         let promise = self.persist(Record::Promise(ballot.clone()));
-        let (decree, _) = self.max_accepted();
+        let decree = self.prepare_decree();
         self.role = Role::Preparing(Preparing {
             ballot: ballot.clone(),
             primary_cookie: primary_cookie.clone(),
@@ -167,8 +167,16 @@ impl Replica {
         self.broadcast(&Body::Prepare { decree, passed, ballot, primary_cookie });
     }
 
+    /// The decree a Prepare names: our latest accepted one, and at least `passed + 1` —
+    /// legacy's `maxAcceptedVote`, which after a replica-set change (or once every held
+    /// vote passed) is the next, empty vote. A version ≤ 6 acceptor reads `decree − 1` as
+    /// our passed watermark, and refuses a candidate that passed less than itself.
+    fn prepare_decree(&self) -> Decree {
+        self.max_accepted().0.max(self.passed.next())
+    }
+
     pub(super) fn on_preparing_timer(&mut self) {
-        let decree = self.max_accepted().0;
+        let decree = self.prepare_decree();
         let Role::Preparing(prep) = &mut self.role else { return };
         if self.now >= prep.give_up_at {
             self.start_initializing();
