@@ -58,8 +58,8 @@ fn an_inactive_replica_answers_status_queries_only() {
             .unwrap();
     assert_eq!(r.state(), State::Inactive);
     assert!(r.drain_actions().is_empty());
-    // It may be the last to know its configuration: it queries the members until one
-    // answers from that configuration.
+    // It may be the last to know its configuration: it queries the members every
+    // `initialize_retry_us` while it is inactive.
     assert_eq!(r.next_deadline(), T0);
     let announce = ["1", "2", "3"].map(|to| format!("send {to} <- 4@1: StatusQuery(0 <0,>)"));
     assert_eq!(
@@ -70,7 +70,7 @@ fn an_inactive_replica_answers_status_queries_only() {
     let empty = Ballot::default();
     assert!(step(&mut r, T0, msg("2", status((0, &empty), 0, &empty, 0, &empty))).is_empty());
     assert!(step(&mut r, T0, vote_msg(&vote(1, &ballot(1, "1"), 0, &["a"]))).is_empty());
-    assert_eq!(r.next_deadline(), u64::MAX);
+    assert_eq!(r.next_deadline(), T0 + config(1).initialize_retry_us);
 }
 
 #[test]

@@ -24,9 +24,10 @@ pub(super) const NEVER: u64 = u64::MAX;
 pub(super) enum Role {
     /// Not a member of the current configuration: answers status queries, and learns
     /// when a newer configuration shows up (it may be a member again). It queries the
-    /// members every `initialize_retry_us` until one answers from the same configuration:
-    /// members that were not in the old one hear of the new one that way when no one else
-    /// is left to tell them.
+    /// members every `initialize_retry_us` for as long as it is inactive: members that were
+    /// not in the old configuration hear of the new one that way when no one else is left
+    /// to tell them, and it hears of a later one that names it even when that one's members
+    /// are strangers to its transport (it learns their addresses from the decisions).
     Inactive {
         announce_at: u64,
     },
@@ -422,10 +423,7 @@ impl Replica {
                 _ => Err(InvalidInput::UnknownMember(from)),
             };
         }
-        if let Role::Inactive { announce_at } = &mut self.role {
-            if matches!(body, Body::StatusResponse(_)) {
-                *announce_at = NEVER; // a member of our configuration is in it: it takes over
-            }
+        if let Role::Inactive { .. } = self.role {
             return Ok(());
         }
         match body {

@@ -740,7 +740,16 @@ impl Sim {
                 }
             }
             Fault::Reconfigure(nodes) => {
-                if let Some(primary) = self.primary() {
+                // A replica that never took the bootstrap cannot join a later configuration
+                // (legacy's join-later path copies a checkpoint: not built), so an operator
+                // does not name it.
+                let joinable = |n: &usize| {
+                    !(self.params.bootstrap
+                        && *n < self.params.nodes
+                        && self.nodes[*n].bootstrapped.is_none())
+                };
+                let nodes: Vec<usize> = nodes.into_iter().filter(joinable).collect();
+                if let Some(primary) = self.primary().filter(|_| !nodes.is_empty()) {
                     let ids: Vec<&str> = nodes.iter().map(|&n| self.nodes[n].id.as_str()).collect();
                     let members = MemberSet::of_ids(&ids).expect("distinct valid ids");
                     let cookie = self.next_reconfiguration;
