@@ -24,6 +24,8 @@ enum Heard {
     Status(bool),
     Saved(u64),
     Loaded(Option<u64>),
+    ConfigurationChanged(Option<u64>),
+    ChangeAborted { status: ResponseCode, cookie: u64 },
     ShutDown,
 }
 
@@ -97,6 +99,14 @@ impl StateMachine for Summer {
 
     fn notify_status(&mut self, is_primary: bool) {
         let _ = self.heard.send(Heard::Status(is_primary));
+    }
+
+    fn notify_configuration_changed(&mut self, cookie: Option<u64>) {
+        let _ = self.heard.send(Heard::ConfigurationChanged(cookie));
+    }
+
+    fn abort_change_configuration(&mut self, status: ResponseCode, cookie: u64) {
+        let _ = self.heard.send(Heard::ChangeAborted { status, cookie });
     }
 
     fn shut_down(&mut self, status: ResponseCode) {
@@ -385,6 +395,70 @@ fn a_deposed_primary_aborts_its_requests_before_notify_status_false() {
     assert!(!p.replica.is_primary());
     assert_eq!(p.replica.replicate_request(&value(9), 9), Err((ResponseCode::NotPrimary, 9)));
     assert!(nodes[new].replica.is_primary());
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_replica_set_change_reaches_every_member_and_the_removed_one_stops_counting() {
+    let (dir, nodes) = cluster("change");
+    let p = primary(&nodes, None);
+    expect(&nodes[p], "NotifyStatus(true)", |h| *h == Heard::Status(true));
+    let all = nodes[p].replica.configuration().unwrap().1;
+    let secondary = (p + 1) % 3;
+    assert_eq!(
+        nodes[secondary].replica.change_configuration(all.clone(), 5),
+        Err((ResponseCode::NotPrimary, 5))
+    );
+    // Remove a secondary: the set's cookie travels with it, the call's cookie comes back here.
+    let removed = (p + 2) % 3;
+    let kept: Vec<Member> =
+        all.members().iter().filter(|m| m.id != *nodes[removed].replica.id()).cloned().collect();
+    let two = MemberSet::new(kept, bytes::Bytes::from_static(b"two")).unwrap();
+    nodes[p].replica.change_configuration(two.clone(), 77).unwrap();
+    expect(&nodes[p], "the change, with its cookie", |h| *h == Heard::ConfigurationChanged(Some(77)));
+    for (i, node) in nodes.iter().enumerate() {
+        if i != p {
+            expect(node, "the change, without a cookie", |h| *h == Heard::ConfigurationChanged(None));
+        }
+        let (number, members) = node.replica.configuration().unwrap();
+        assert_eq!((number, members), (2, two.clone()), "every replica of the old set moved on");
+    }
+    // With the other member paused, the removed one (running) makes no quorum: nothing
+    // commits until the member is back.
+    let p = primary(&nodes, Some(removed));
+    let secondary = 3 - p - removed;
+    nodes[secondary].replica.pause();
+    nodes[p].replica.replicate_request(&value(3), 3).unwrap();
+    let quiet_until = Instant::now() + Duration::from_millis(1500);
+    while let Ok(heard) = nodes[p].heard.recv_timeout(quiet_until.saturating_duration_since(Instant::now())) {
+        assert!(!matches!(heard, Heard::Executed { .. }), "committed without a quorum of the new set");
+    }
+    nodes[secondary].replica.resume();
+    expect(&nodes[p], "value 3", |h| matches!(h, Heard::Executed { value: 3, .. }));
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_primary_deposed_before_its_change_is_decided_aborts_it() {
+    let (dir, nodes) = cluster("change-aborted");
+    let old = primary(&nodes, None);
+    let p = &nodes[old];
+    expect(p, "NotifyStatus(true)", |h| *h == Heard::Status(true));
+    let all = p.replica.configuration().unwrap().1;
+    p.replica.pause();
+    p.replica.change_configuration(all, 12).unwrap();
+    nodes[(old + 1) % 3].replica.attempt_promotion();
+    primary(&nodes, Some(old));
+    p.replica.resume();
+    let heard = expect(p, "the abort", |h| matches!(h, Heard::ChangeAborted { .. } | Heard::Status(false)));
+    assert_eq!(
+        heard,
+        Heard::ChangeAborted { status: ResponseCode::NotPrimary, cookie: 12 },
+        "before NotifyStatus(false)"
+    );
+    expect(p, "NotifyStatus(false)", |h| *h == Heard::Status(false));
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

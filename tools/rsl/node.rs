@@ -23,8 +23,13 @@
 //! With `--checkpoint-every N` the counter asks for a checkpoint after every N requests
 //! and loads the newest at start; without, the whole journal replays.
 //!
-//! Stdin controls it: the line `quiet` stops the load, end of input (or SIGTERM) stops the
-//! node cleanly and prints `node N final executed=<decree> digest=<hex> requests= dups=`.
+//! An `--id` above `--members` starts outside the initial set ([`Replica::join`]): inactive
+//! until a replica-set change names it. Status lines end with `config=<number>
+//! members=<ids>`.
+//!
+//! Stdin controls it: the line `quiet` stops the load; `members 1,2,5` asks for that
+//! replica set (the primary takes it, the others decline); end of input (or SIGTERM) stops
+//! the node cleanly and prints `node N final executed=<decree> digest=<hex> requests= dups=`.
 
 use bytes::Bytes;
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -49,6 +54,9 @@ extern "C" fn on_sigterm(_: libc::c_int) {
     TERMINATED.store(true, Ordering::Relaxed); // an atomic store is async-signal-safe
 }
 
+/// The cookie of a replica-set change (no load slot has it).
+const CHANGE: u64 = u64::MAX;
+
 /// A request's identity: the submitting incarnation's tag and its sequence number.
 type RequestId = (u64, u64);
 
@@ -63,6 +71,7 @@ struct Counter {
     acks: Sender<Result<u64, u64>>,
     /// Asks for a checkpoint after every this many requests (0: never).
     checkpoint_every: u64,
+    id: u8,
 }
 
 fn request_id(request: &[u8]) -> Option<RequestId> {
@@ -119,6 +128,11 @@ impl StateMachine for Counter {
     }
 
     fn notify_status(&mut self, _is_primary: bool) {}
+
+    /// A change this node took will not be decided by it: it says so as if it declined.
+    fn abort_change_configuration(&mut self, status: ResponseCode, _cookie: u64) {
+        println!("node {} declines members (aborted: {status:?})", self.id);
+    }
 
     fn shut_down(&mut self, _status: ResponseCode) {}
 }
@@ -192,13 +206,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    if o.members == 0 || o.members > 9 || !(1..=o.members).contains(&o.id) || o.dir.as_os_str().is_empty() {
-        return Err("--id N (1..=members), --members 1..=9 and --dir D are required".to_owned());
+    if o.members == 0 || o.members > 9 || !(1..=9).contains(&o.id) || o.dir.as_os_str().is_empty() {
+        return Err("--id 1..=9, --members 1..=9 and --dir D are required".to_owned());
     }
     if o.inflight > 1 << 20 {
         return Err("--inflight is at most 1048576".to_owned());
     }
-    if u32::from(o.base_port) + 10 * u32::from(o.members) + 1 > u32::from(u16::MAX) {
+    if u32::from(o.base_port) + 10 * 9 + 1 > u32::from(u16::MAX) {
         return Err("--base-port leaves no room for the members' ports".to_owned());
     }
     Ok(o)
@@ -214,15 +228,25 @@ pub fn journal(name: &str) -> Result<JournalKind, String> {
     }
 }
 
-/// The member set, this member's id and its configuration.
-fn replica_config(o: &Options) -> Result<(MemberSet, MemberId, RslConfig), String> {
-    let member = |n: u8| -> Result<Member, String> {
-        let id = MemberId::new(&n.to_string()).map_err(|e| e.to_string())?;
-        let port = o.base_port + 10 * u16::from(n);
-        let ip = member_ip(Ipv4Addr::new(127, 0, 0, n));
-        Ok(Member { id, ip, rsl_port: port, learn_port: port + 1, host_name: String::new() })
-    };
-    let members = (1..=o.members).map(member).collect::<Result<Vec<_>, _>>()?;
+/// Member `n` of a cluster on `base_port`.
+fn member(base_port: u16, n: u8) -> Member {
+    let id = MemberId::new(&n.to_string()).expect("a one-digit id is valid");
+    let port = base_port + 10 * u16::from(n);
+    let ip = member_ip(Ipv4Addr::new(127, 0, 0, n));
+    Member { id, ip, rsl_port: port, learn_port: port + 1, host_name: String::new() }
+}
+
+/// The set of the members named by `ids` (`1,2,5`).
+fn member_set(base_port: u16, ids: &str) -> Result<MemberSet, String> {
+    let ids = ids.split(',').map(|id| id.trim().parse::<u8>().ok().filter(|n| (1..=9).contains(n)));
+    let members = ids.map(|n| n.map(|n| member(base_port, n)).ok_or("member ids are 1..=9"));
+    let members = members.collect::<Result<Vec<_>, _>>()?;
+    MemberSet::new(members, Bytes::new()).map_err(|e| e.to_string())
+}
+
+/// The initial member set, this member and its configuration.
+fn replica_config(o: &Options) -> Result<(MemberSet, Member, RslConfig), String> {
+    let members = (1..=o.members).map(|n| member(o.base_port, n)).collect();
     let members = MemberSet::new(members, Bytes::new()).map_err(|e| e.to_string())?;
     let election_delay_us = o.election_delay_ms * 1000;
     let core = Config {
@@ -252,11 +276,13 @@ fn replica_config(o: &Options) -> Result<(MemberSet, MemberId, RslConfig), Strin
         max_log_len_mb: o.max_log_mb,
         ..RslConfig::default()
     };
-    Ok((members, MemberId::new(&o.id.to_string()).map_err(|e| e.to_string())?, config))
+    Ok((members, member(o.base_port, o.id), config))
 }
 
 enum Command {
     Quiet,
+    /// Change the replica set (taken by the primary only).
+    Members(String),
     Stop,
 }
 
@@ -267,7 +293,10 @@ fn read_commands() -> Receiver<Command> {
         for line in std::io::stdin().lock().lines() {
             match line.as_deref().map(str::trim) {
                 Ok("quiet") => drop(tx.send(Command::Quiet)),
-                Ok(_) => {}
+                Ok(line) => match line.strip_prefix("members ") {
+                    Some(ids) => drop(tx.send(Command::Members(ids.to_owned()))),
+                    None => eprintln!("rsl node: unknown command {line:?} (quiet, members 1,2,5)"),
+                },
                 Err(_) => break,
             }
         }
@@ -362,8 +391,14 @@ pub fn run(args: &[String]) -> ExitCode {
         digest: 0xcbf2_9ce4_8422_2325,
         acks,
         checkpoint_every: o.checkpoint_every,
+        id: o.id,
     };
-    let replica = match Replica::initialize(&config, members, &me, Version::V7, counter) {
+    let started = if members.contains(&me.id) {
+        Replica::initialize(&config, members, &me.id, Version::V7, counter)
+    } else {
+        Replica::join(&config, members, me, Version::V7, counter)
+    };
+    let replica = match started {
         Ok(replica) => replica,
         Err(e) => {
             eprintln!("rsl node {}: cannot start: {e}", o.id);
@@ -395,6 +430,14 @@ pub fn run(args: &[String]) -> ExitCode {
     while replica.is_running() && !TERMINATED.load(Ordering::Relaxed) {
         match commands.try_recv() {
             Ok(Command::Quiet) => load.quiet = true,
+            Ok(Command::Members(ids)) => match member_set(o.base_port, &ids) {
+                // Only the primary takes it; the others say why not.
+                Ok(set) => match replica.change_configuration(set, CHANGE) {
+                    Ok(()) => println!("node {} proposes members {ids}", o.id),
+                    Err((code, _)) => println!("node {} declines members {ids}: {code:?}", o.id),
+                },
+                Err(e) => eprintln!("rsl node: members {ids}: {e}"),
+            },
             Ok(Command::Stop) => break,
             Err(_) => {}
         }
@@ -407,14 +450,18 @@ pub fn run(args: &[String]) -> ExitCode {
         if Instant::now() >= next_line {
             let (executed, digest, requests, dups) = report(&replica);
             let (p50, p99, p999) = load.take_percentiles();
+            let (config, members) = replica.configuration().unwrap_or_default();
+            let members: Vec<&str> = members.ids().map(MemberId::as_str).collect();
             println!(
                 "node {} primary={} executed={executed} digest={digest:016x} ops={ops} p50_us={p50} \
-                 p99_us={p99} p999_us={p999} acked={} requests={requests} dups={dups} learned={} refused={}",
+                 p99_us={p99} p999_us={p999} acked={} requests={requests} dups={dups} learned={} refused={} \
+                 config={config} members={}",
                 o.id,
                 replica.is_primary(),
                 load.acked,
                 replica.learned_votes(),
-                replica.refused_inputs()
+                replica.refused_inputs(),
+                members.join(",")
             );
             ops = 0;
             next_line += status_every;

@@ -14,7 +14,8 @@ use super::journal::{Writer, Writes};
 use super::state_machine::{ResponseCode, StateMachine};
 use super::{NodeError, Published};
 use crate::paxos::{
-    AbortReason, Action, Ballot, Body, Cookie, Decree, Input, MemberId, Message, Record, Replica, Token, Vote,
+    AbortReason, Action, Ballot, Body, Cookie, Decree, Input, Member, MemberId, MemberSet, Message, Record,
+    Replica, Token, Vote, VoteBody,
 };
 use crate::storage::checkpoint::{CheckpointConfiguration, CheckpointHeader, DEFAULT_BLOCK_SIZE};
 use crate::transport::learn::{learned_votes, LearnServer, StatusRequest};
@@ -65,6 +66,11 @@ pub(super) enum Event<C> {
         decree: Decree,
         reply: Sender<CheckpointHeader>,
     },
+    /// Legacy `ChangeConfiguration`, from the handle.
+    ChangeConfiguration {
+        members: MemberSet,
+        cookie: C,
+    },
     /// An input from the handle: relinquish, promotion, election delay, payload, accept flag.
     Control(Input),
     /// Runs with the core and the number of pending requests.
@@ -97,6 +103,9 @@ pub(super) struct Engine<S: StateMachine> {
     pub promote_while_catching_up: bool,
     pub published: Arc<Published>,
     pub transport: Box<dyn Transport>,
+    /// Every member of every configuration this replica knew, for their learn ports (a
+    /// replica learns from a newer configuration's members too).
+    pub known: Vec<Member>,
     pub learn: LearnServer,
     pub writer: Writer,
     /// Told once the recovered decrees are replayed (dropped then).
@@ -180,6 +189,12 @@ impl<S: StateMachine> Engine<S> {
                 self.next_cookie += 1;
                 self.cookies.insert(id, cookie);
                 self.step(now, Input::Replicate { request, cookie: id, exclusive, last })?;
+            }
+            Event::ChangeConfiguration { members, cookie } => {
+                let id = self.next_cookie;
+                self.next_cookie += 1;
+                self.cookies.insert(id, cookie);
+                self.step(now, Input::ChangeConfiguration { members, cookie: id })?;
             }
             Event::Learned { from, votes } => {
                 self.published.learned.fetch_add(votes.len() as u64, Ordering::Relaxed);
@@ -379,6 +394,9 @@ impl<S: StateMachine> Engine<S> {
                         self.published.voting_max_micros.fetch_max(micros, Ordering::Relaxed);
                     }
                 }
+                if let VoteBody::Reconfiguration(members) = &vote.body {
+                    self.meet(members);
+                }
                 let cookies = cookies.map(|ids| {
                     let take =
                         |id| self.cookies.remove(&id).expect("the core returns only cookies it was given");
@@ -386,18 +404,23 @@ impl<S: StateMachine> Engine<S> {
                 });
                 self.callback(Callback::Execute { vote, cookies })?;
             }
-            Action::Abort { cookie, reason } => {
+            Action::Abort { cookie, reason } | Action::AbortReconfiguration { cookie, reason } => {
+                let change = matches!(action, Action::AbortReconfiguration { .. });
                 let cookie =
                     self.cookies.remove(&cookie).expect("the core returns only cookies it was given");
                 let status = match reason {
                     AbortReason::NotPrimary => ResponseCode::NotPrimary,
                     AbortReason::ShuttingDown => ResponseCode::ShuttingDown,
                 };
-                self.callback(Callback::Abort { cookie, status })?;
+                self.callback(if change {
+                    Callback::AbortChange { cookie, status }
+                } else {
+                    Callback::Abort { cookie, status }
+                })?;
             }
-            // Only ChangeConfiguration and Bootstrap inputs produce them (a replica that
-            // starts in configuration 0), and this driver issues none yet.
-            Action::AbortReconfiguration { .. } | Action::PersistBootstrap(_) => {}
+            // Only Bootstrap produces it (a replica that starts in configuration 0), and
+            // this driver issues none yet.
+            Action::PersistBootstrap(_) => {}
             Action::FetchVotes { from, first } => self.fetch_votes(now, from, first)?,
             Action::AskCanBecomePrimary if self.promote_while_catching_up => {
                 let answer = self.app.read().can_become_primary().map(Bytes::from);
@@ -417,10 +440,25 @@ impl<S: StateMachine> Engine<S> {
         Ok(())
     }
 
+    /// Talks to the members of a new configuration it did not know.
+    fn meet(&mut self, members: &MemberSet) {
+        for member in members.members() {
+            if self.known.iter().all(|m| m.id != member.id) {
+                self.known.push(member.clone());
+            }
+        }
+        if let Err(e) = self.transport.add_members(members) {
+            tracing::error!(
+                "cannot reach the members of configuration {}: {e}",
+                self.replica.configuration().number
+            );
+        }
+    }
+
     /// Streams `from`'s journal on a thread of its own; its result (empty on any failure)
     /// comes back as [`Event::Learned`].
     fn fetch_votes(&mut self, now: u64, from: MemberId, first: Decree) -> Result<(), NodeError> {
-        let member = self.replica.configuration().members.members().iter().find(|m| m.id == from);
+        let member = self.known.iter().find(|m| m.id == from);
         let addr = member.map(|m| SocketAddr::from((member_addr(m.ip), m.learn_port)));
         let client = self.learn.client(self.version);
         let reply = self.events_tx.clone();

@@ -13,7 +13,7 @@ use super::engine::Event;
 use super::readers::FastRead;
 use super::state_machine::{ResponseCode, StateMachine};
 use super::Published;
-use crate::paxos::{Decree, Rng, Vote};
+use crate::paxos::{Decree, Rng, Vote, VoteBody};
 use crate::storage::checkpoint::{list_checkpoints, retain_newest, CheckpointHeader, CheckpointWriter};
 use crate::storage::remove_covered_logs;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
@@ -31,6 +31,10 @@ pub(super) enum Callback<C> {
         cookies: Option<Vec<C>>,
     },
     Abort {
+        cookie: C,
+        status: ResponseCode,
+    },
+    AbortChange {
         cookie: C,
         status: ResponseCode,
     },
@@ -108,6 +112,9 @@ impl<S: StateMachine> Executor<S> {
         match callback {
             Callback::Execute { vote, cookies } => self.execute(&vote, cookies),
             Callback::Abort { cookie, status } => self.app.read().abort_request(status, cookie),
+            Callback::AbortChange { cookie, status } => {
+                self.app.write().abort_change_configuration(status, cookie)
+            }
             Callback::NotifyStatus(primary) => self.app.write().notify_status(primary),
             Callback::PrimaryRecovered => self.app.write().notify_primary_recovered(),
             Callback::CanBecomePrimary => {
@@ -230,13 +237,18 @@ impl<S: StateMachine> Executor<S> {
     }
 }
 
-/// Executes one decree's requests between `before`/`after` (not for an empty decree);
-/// returns whether the application asked for a checkpoint.
+/// Executes one decree's requests between `before`/`after` (not for an empty decree), or
+/// announces the replica-set change it decided; returns whether the application asked for
+/// a checkpoint.
 pub(super) fn execute_decree<S: StateMachine>(
     app: &mut S,
     vote: &Vote,
     cookies: Option<Vec<S::Cookie>>,
 ) -> bool {
+    if let VoteBody::Reconfiguration(_) = vote.body {
+        app.notify_configuration_changed(cookies.and_then(|c| c.into_iter().next()));
+        return false;
+    }
     let mut save = false;
     if !vote.requests().is_empty() {
         app.before_execute_replicated_requests();

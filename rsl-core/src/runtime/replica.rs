@@ -9,7 +9,7 @@ use super::readers::{self, FastRead};
 use super::restore::restore;
 use super::state_machine::{ResponseCode, StateMachine};
 use super::{panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
-use crate::paxos::{Configuration, Decree, Input, MemberId, MemberSet, Record, Rng};
+use crate::paxos::{Configuration, Decree, Input, Member, MemberId, MemberSet, Record, Rng};
 use crate::storage::{FileJournal, FileOptions, NvmJournal, NvmOptions};
 use crate::transport::learn::{LearnConfig, LearnServer, LogReads};
 use crate::transport::{
@@ -96,6 +96,23 @@ impl<S: StateMachine> Replica<S> {
         version: Version,
         app: S,
     ) -> Result<Self, NodeError> {
+        let member = members.members().iter().find(|m| m.id == *me).cloned();
+        let member = member.ok_or_else(|| NodeError::NotAMember(me.clone()))?;
+        Self::start(config, members, member, version, app, None)
+    }
+
+    /// Like [`Replica::initialize`] for a replica outside `members` (the set the cluster
+    /// started with): it stays inactive, answering status queries, until a replica-set
+    /// change names it; then it learns every decree from the members' learn ports and takes
+    /// part. Their journals must still hold decree 1 (joining from a checkpoint is not
+    /// built). Restarted, it is a member of whichever configuration its journal reached.
+    pub fn join(
+        config: &RslConfig,
+        members: MemberSet,
+        me: Member,
+        version: Version,
+        app: S,
+    ) -> Result<Self, NodeError> {
         Self::start(config, members, me, version, app, None)
     }
 
@@ -109,20 +126,21 @@ impl<S: StateMachine> Replica<S> {
         app: S,
         transport: impl Transport,
     ) -> Result<Self, NodeError> {
-        Self::start(config, members, me, version, app, Some(Box::new(transport)))
+        let member = members.members().iter().find(|m| m.id == *me).cloned();
+        let member = member.ok_or_else(|| NodeError::NotAMember(me.clone()))?;
+        Self::start(config, members, member, version, app, Some(Box::new(transport)))
     }
 
     fn start(
         config: &RslConfig,
         members: MemberSet,
-        me: &MemberId,
+        member: Member,
         version: Version,
         app: S,
         transport: Option<Box<dyn Transport>>,
     ) -> Result<Self, NodeError> {
         config.validate().map_err(NodeError::Config)?;
-        let member = members.members().iter().find(|m| m.id == *me).cloned();
-        let member = member.ok_or_else(|| NodeError::NotAMember(me.clone()))?;
+        let me = &member.id.clone();
         let data_dir = if config.add_member_id_to_working_dir {
             config.working_dir.join(me.as_str())
         } else {
@@ -148,6 +166,7 @@ impl<S: StateMachine> Replica<S> {
                 (Box::new(r.journal), r.recovery, r.checkpoint)
             }
         };
+        let mut known = members.members().to_vec();
         let mut configuration = Configuration { number: 1, initial_decree: Decree(0), members };
         let mut recovered = recovery.recovered;
         let recovered_records = recovered.records.len();
@@ -171,6 +190,13 @@ impl<S: StateMachine> Replica<S> {
             0,
         )
         .map_err(NodeError::Core)?;
+        // The transport knows the set it started with, the one recovered, and this replica.
+        for m in core.configuration().members.members().iter().chain([&member]) {
+            if known.iter().all(|k| k.id != m.id) {
+                known.push(m.clone());
+            }
+        }
+        let peers = MemberSet::new(known.clone(), Bytes::new()).map_err(NodeError::Core)?;
 
         let listen_on_all_ips = LISTEN_ON_ALL_IPS.load(Ordering::Relaxed);
         let limits =
@@ -194,7 +220,7 @@ impl<S: StateMachine> Replica<S> {
             max_outstanding_per_replica: (config.max_outstanding_per_replica as usize)
                 .max(2 * pipelined_window as usize + 8),
             listen_on_all_ips,
-            ..TransportConfig::new(me.clone(), configuration.members, version)
+            ..TransportConfig::new(me.clone(), peers, version)
         };
         let transport = match (transport, &config.transport) {
             (Some(transport), _) => transport,
@@ -258,6 +284,7 @@ impl<S: StateMachine> Replica<S> {
             promote_while_catching_up: config.allow_primary_promotion_while_catching_up,
             published: Arc::clone(&published),
             transport,
+            known,
             learn,
             writer,
             ready: Some(ready_tx),
@@ -396,6 +423,29 @@ impl<S: StateMachine> Replica<S> {
     /// The protocol version this replica speaks (configured, or raised by a primary's).
     pub fn protocol_version(&self) -> Option<Version> {
         self.inspect(|v| v.version)
+    }
+
+    /// Legacy `ChangeConfiguration` (primary only): proposes `members` as the next
+    /// configuration once every decree in flight is chosen, as a decree of its own.
+    /// `notify_configuration_changed(Some(cookie))` follows once it executes, or
+    /// `abort_change_configuration` if this replica loses primacy first. A set is
+    /// validated when it is built ([`MemberSet::new`]: not empty, no duplicate id, no
+    /// port 0, a cookie of at most 8192 bytes).
+    pub fn change_configuration(
+        &self,
+        members: MemberSet,
+        cookie: S::Cookie,
+    ) -> Result<(), Refused<S::Cookie>> {
+        if self.published.shutting_down.load(Ordering::Acquire) {
+            return Err((ResponseCode::ShuttingDown, cookie));
+        }
+        if !self.published.primary.load(Ordering::Acquire) {
+            return Err((ResponseCode::NotPrimary, cookie));
+        }
+        self.events.send(Event::ChangeConfiguration { members, cookie }).map_err(|e| match e.into_inner() {
+            Event::ChangeConfiguration { cookie, .. } => (ResponseCode::ShuttingDown, cookie),
+            _ => unreachable!("the event sent is a ChangeConfiguration"),
+        })
     }
 
     /// Legacy `GetConfiguration`: the configuration number and its member set.

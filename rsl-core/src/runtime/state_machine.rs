@@ -89,6 +89,17 @@ pub trait StateMachine: Send + Sync + 'static {
         true
     }
 
+    /// Exclusive. A replica-set change executed, on every replica of the old and the new
+    /// set, in decree order (during start-up replay too); [`super::Replica::configuration`]
+    /// returns the new set already. `cookie` is the `change_configuration` cookie on the
+    /// replica that asked for the change, `None` elsewhere.
+    fn notify_configuration_changed(&mut self, _cookie: Option<Self::Cookie>) {}
+
+    /// Exclusive. A change asked of this replica will not be decided by it: it lost primacy
+    /// first (`NotPrimary`) or stopped (`ShuttingDown`). Another primary may still decide
+    /// the same change (`notify_configuration_changed(None)` then follows).
+    fn abort_change_configuration(&mut self, _status: ResponseCode, _cookie: Self::Cookie) {}
+
     /// Exclusive. The replica stopped: on unload, or after its relinquish vote was chosen.
     fn shut_down(&mut self, status: ResponseCode);
 }

@@ -4,8 +4,8 @@
 //! receiver (so version-dependent fields are dropped exactly as on TCP), and queues are
 //! bounded (`max_outstanding_per_replica`), so a full one drops, as TCP's outbox does.
 
-use super::{Counters, SendError, Transport};
-use crate::paxos::{MemberId, Message};
+use super::{Counters, SendError, StartError, Transport};
+use crate::paxos::{MemberId, MemberSet, Message};
 use crate::wire::{decode, Limits, Version, WireMessage};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
@@ -99,5 +99,10 @@ impl Transport for ChannelTransport {
     /// In-process channels refuse nothing: the counters stay at zero.
     fn counters(&self) -> Arc<Counters> {
         Arc::default()
+    }
+
+    /// Every replica of the network is reachable already.
+    fn add_members(&mut self, _members: &MemberSet) -> Result<(), StartError> {
+        Ok(())
     }
 }

@@ -9,9 +9,10 @@
 
 use super::member_addr;
 use super::stats::Refusal;
-use crate::paxos::{Body, MemberId, MemberSet, Message};
+use crate::paxos::{Body, Member, MemberId, MemberSet, Message};
 use crate::wire::{decode_packet, packet_len, DecodeError, Limits, MessageId, Version, PACKET_HEADER_LEN};
 use bytes::{Bytes, BytesMut};
+use parking_lot::RwLock;
 use std::io::{ErrorKind, Read};
 use std::net::IpAddr;
 
@@ -72,8 +73,9 @@ pub(super) fn is_response(body: &Body) -> bool {
 
 /// What a replica admits: messages from its peers, from their configured IPs.
 pub(super) struct Gateway {
-    /// Every member but this replica, with its legacy `m_ip` (0 = any).
-    peers: Vec<(MemberId, u32)>,
+    /// Every member but this replica of every configuration it knew, with its legacy
+    /// `m_ip` (0 = any). The core decides which of them count in the current one.
+    peers: RwLock<Vec<(MemberId, u32)>>,
     limits: Limits,
 }
 
@@ -81,12 +83,26 @@ impl Gateway {
     /// How many peers a connection from `source` may come from: those configured at that
     /// address, and those at 0 (any). None: the connection is a stranger's.
     pub(super) fn peers_at(&self, source: IpAddr) -> usize {
-        self.peers.iter().filter(|(_, ip)| *ip == 0 || IpAddr::V4(member_addr(*ip)) == source).count()
+        let peers = self.peers.read();
+        peers.iter().filter(|(_, ip)| *ip == 0 || IpAddr::V4(member_addr(*ip)) == source).count()
     }
 
     pub(super) fn new(me: &MemberId, members: &MemberSet, limits: Limits) -> Self {
         let peers = members.members().iter().filter(|m| &m.id != me).map(|m| (m.id.clone(), m.ip)).collect();
-        Self { peers, limits }
+        Self { peers: RwLock::new(peers), limits }
+    }
+
+    /// Admits `member` from now on (a member of a new configuration); a known id keeps
+    /// its address.
+    pub(super) fn add(&self, member: &Member) {
+        let mut peers = self.peers.write();
+        if peers.iter().all(|(id, _)| *id != member.id) {
+            peers.push((member.id.clone(), member.ip));
+        }
+    }
+
+    pub(super) fn peer_count(&self) -> usize {
+        self.peers.read().len()
     }
 
     pub(super) fn limits(&self) -> &Limits {
@@ -106,9 +122,9 @@ impl Gateway {
             _ => Refused::drop_packet(Refusal::Malformed),
         })?;
         let from = &wire.header.from;
-        let (_, ip) =
-            self.peers.iter().find(|(id, _)| id == from).ok_or(Refused::close(Refusal::NonMember))?;
-        if *ip != 0 && source != IpAddr::V4(member_addr(*ip)) {
+        let ip = self.peers.read().iter().find(|(id, _)| id == from).map(|(_, ip)| *ip);
+        let ip = ip.ok_or(Refused::close(Refusal::NonMember))?;
+        if ip != 0 && source != IpAddr::V4(member_addr(ip)) {
             return Err(Refused::close(Refusal::WrongAddress));
         }
         if side == Side::Client && !accepted_on_client_side(wire.body.id()) {

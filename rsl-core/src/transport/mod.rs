@@ -55,6 +55,9 @@ pub trait Transport: Send + 'static {
     fn stop(&mut self);
     /// The transport's refusal and connection counters, live.
     fn counters(&self) -> Arc<Counters>;
+    /// Talks to the members of `members` it does not know yet too (a new configuration's);
+    /// the members it knew stay reachable (a removed replica still learns and answers).
+    fn add_members(&mut self, members: &MemberSet) -> Result<(), StartError>;
 }
 
 /// The settings of one replica's transport (legacy `RSLConfigParam` rows 13, 14, 17, 27 and

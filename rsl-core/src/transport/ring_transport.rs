@@ -20,7 +20,7 @@
 use super::ring::{Consumer, Producer};
 use super::stats::{Counters, Refusal};
 use super::{SendError, StartError, Transport, TransportConfig};
-use crate::paxos::{MemberId, Message};
+use crate::paxos::{MemberId, MemberSet, Message};
 use crate::wire::{decode, fingerprint, Limits, Version, WireMessage};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use memmap2::MmapRaw;
@@ -300,6 +300,7 @@ pub(super) struct PeerLines {
 
 /// One replica's end of a one-sided transport (shared memory or RDMA).
 pub struct RingTransport {
+    me: MemberId,
     outgoing: Arc<HashMap<MemberId, Mutex<Outgoing>>>,
     version: Arc<AtomicU16>,
     events: Receiver<(Version, Message)>,
@@ -349,6 +350,7 @@ impl RingTransport {
                 .map_err(StartError::Thread)?
         };
         Ok(Self {
+            me: config.me.clone(),
             outgoing,
             version: Arc::new(AtomicU16::new(config.version.as_u16())),
             events,
@@ -457,6 +459,18 @@ impl Transport for RingTransport {
 
     fn counters(&self) -> Arc<Counters> {
         Arc::clone(&self.counters)
+    }
+
+    /// Rings are set up at start, for the members then known; a member it was not started
+    /// with is refused (growing the rings at run time is not built).
+    fn add_members(&mut self, members: &MemberSet) -> Result<(), StartError> {
+        if members.ids().any(|id| *id != self.me && !self.outgoing.contains_key(id)) {
+            return Err(StartError::Invalid(
+                "the shm and rdma transports cannot add members they were not started with (not built): \
+                 use tcp for replica-set changes that add members",
+            ));
+        }
+        Ok(())
     }
 
     fn stop(&mut self) {

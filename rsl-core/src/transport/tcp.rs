@@ -17,7 +17,7 @@ use super::outbox::{outbox, Outbox, PushError, Queue};
 use super::stats::{Counters, Refusal, TransportStats};
 use super::tls::TlsConn;
 use super::{member_addr, SendError, StartError, Transport, TransportConfig};
-use crate::paxos::{Member, MemberId, Message};
+use crate::paxos::{Member, MemberId, MemberSet, Message};
 use crate::wire::{encode_packet, Version, WireMessage};
 use bytes::Bytes;
 use crossbeam_channel::{bounded, never, select, Receiver, Sender, TryRecvError};
@@ -101,19 +101,37 @@ impl TcpTransport {
         });
         // On an early return `stop_tx` is dropped, which ends the threads already started;
         // the listener starts last because only a connection wakes it.
-        let mut threads = Vec::new();
-        let mut peers = HashMap::new();
-        for peer in shared.config.members.members().iter().filter(|m| m.id != shared.me.id) {
-            let (outbox, queue) = outbox(shared.config.max_outstanding_per_replica);
-            let (client, peer_member) = (Arc::clone(&shared), peer.clone());
-            let thread = spawn("rsl-tcp-client", move || client_loop(&client, &peer_member, &queue));
-            threads.push(thread.map_err(StartError::Thread)?);
-            peers.insert(peer.id.clone(), outbox);
-        }
-        let listening = Arc::clone(&shared);
+        let members = shared.config.members.clone();
+        let mut transport = Self {
+            shared,
+            peers: HashMap::new(),
+            events,
+            stop: Some(stop_tx),
+            threads: Vec::new(),
+            listen_addr,
+        };
+        transport.add_members(&members)?;
+        let listening = Arc::clone(&transport.shared);
         let listen = spawn("rsl-tcp-listen", move || accept_loop(&listening, &listener));
-        threads.push(listen.map_err(StartError::Thread)?);
-        Ok(Self { shared, peers, events, stop: Some(stop_tx), threads, listen_addr })
+        transport.threads.push(listen.map_err(StartError::Thread)?);
+        Ok(transport)
+    }
+
+    /// Admits and connects to the members of `members` it did not know (those of a new
+    /// configuration). A known member keeps the address it had.
+    pub fn add_members(&mut self, members: &MemberSet) -> Result<(), StartError> {
+        for peer in members.members() {
+            if peer.id == self.shared.me.id || self.peers.contains_key(&peer.id) {
+                continue;
+            }
+            self.shared.gateway.add(peer);
+            let (outbox, queue) = outbox(self.shared.config.max_outstanding_per_replica);
+            let (client, peer_member) = (Arc::clone(&self.shared), peer.clone());
+            let thread = spawn("rsl-tcp-client", move || client_loop(&client, &peer_member, &queue));
+            self.threads.push(thread.map_err(StartError::Thread)?);
+            self.peers.insert(peer.id.clone(), outbox);
+        }
+        Ok(())
     }
 
     /// The version outgoing messages are encoded in (see [`Transport::set_version`]).
@@ -288,6 +306,10 @@ impl Transport for TcpTransport {
     fn counters(&self) -> Arc<Counters> {
         Arc::clone(&self.shared.counters)
     }
+
+    fn add_members(&mut self, members: &MemberSet) -> Result<(), StartError> {
+        TcpTransport::add_members(self, members)
+    }
 }
 
 impl Shared {
@@ -323,7 +345,7 @@ impl Shared {
     /// flooding only keeps evicting strangers.
     fn make_room(&self, serial: u64, source: IpAddr, stream: &Arc<TcpStream>) -> Option<Arc<AtomicBool>> {
         let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
-        let total = INBOUND_PER_PEER * (self.config.members.members().len() - 1).max(1);
+        let total = INBOUND_PER_PEER * self.gateway.peer_count().max(1);
         let from_source = INBOUND_PER_SOURCE * self.gateway.peers_at(source);
         for (same_source, limit) in [(true, from_source), (false, total)] {
             let counted = |c: &&mut Accepted| !same_source || c.source == source;
