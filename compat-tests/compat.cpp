@@ -376,8 +376,16 @@ public:
         primary = isPrimary;
         if (!isPrimary) status_false++;
     }
-    void NotifyConfigurationChanged(void*) override {}
-    void AbortChangeConfiguration(RSLResponseCode, void*) override {}
+    std::atomic<int> config_changes{0}, change_aborts{0};
+    std::atomic<void*> change_cookie{NULL};
+    void NotifyConfigurationChanged(void* cookie) override {
+        if (cookie) change_cookie = cookie;
+        config_changes++;
+    }
+    void AbortChangeConfiguration(RSLResponseCode status, void* cookie) override {
+        CHECK(status == RSLNotPrimary || status == RSLShuttingDown);
+        if (cookie) change_aborts++;
+    }
     void ShutDown(RSLResponseCode status) override {
         CHECK(status == RSLShuttingDown);
         shut_down = true;
@@ -492,7 +500,6 @@ static void test_cluster() {
     CHECK(wait_for([&] { return secondary.stale == stale_before + 1; }));
 
     // Not built: refused, loudly, not faked.
-    CHECK(primary.ChangeConfiguration(&config, NULL) == RSLInvalidParameter);
     CHECK(primary.Bootstrap(&config, 1) == RSLBootstrapFailed);
 
     // Failover: cut the primary off, promote another; the old one steps down.
@@ -596,6 +603,69 @@ static void test_vetoes() {
     for (int i = 0; i < 3; i++) nodes[i].UnloadThisOne();
 }
 
+// ChangeConfiguration: bad sets are refused and change nothing; a good one reaches every
+// replica of the old set (the issuer gets its cookie back); the removed one stops counting.
+static void test_change_configuration() {
+    std::string dir = temp_dir("change");
+    RSLConfigParam cfg = fast_config(dir, 1);
+    RSLNodeCollection members;
+    for (int i = 1; i <= 3; i++) members.Append(make_node(i));
+    Counter nodes[3];
+    for (int i = 0; i < 3; i++) CHECK(nodes[i].Initialize(&cfg, members, members[i], RSLProtocolVersion_6, false, spawn));
+    int p = -1;
+    CHECK(wait_for([&] {
+        for (int i = 0; i < 3; i++)
+            if (nodes[i].primary) p = i;
+        return p >= 0;
+    }));
+    if (p < 0) return;
+    int removed = (p + 2) % 3, kept = (p + 1) % 3;
+    RSLNodeCollection two;
+    two.Append(members[p]);
+    two.Append(members[kept]);
+    static char cookie_bytes[RSLMemberSet::s_MaxMemberSetCookieLength + 1];
+    RSLNodeCollection empty, duplicate = two, no_port = two;
+    duplicate.Append(members[p]);
+    no_port[1].m_rslPort = 0;
+    RSLMemberSet empty_set(empty, NULL, 0), duplicate_set(duplicate, NULL, 0), no_port_set(no_port, NULL, 0);
+    RSLMemberSet long_cookie(two, cookie_bytes, sizeof(cookie_bytes));
+    RSLMemberSet good(two, const_cast<char*>("two"), 3);
+    int cookie = 42;
+    CHECK(nodes[p].ChangeConfiguration(NULL, &cookie) == RSLInvalidParameter);
+    CHECK(nodes[p].ChangeConfiguration(&empty_set, &cookie) == RSLInvalidParameter);
+    CHECK(nodes[p].ChangeConfiguration(&duplicate_set, &cookie) == RSLInvalidParameter);
+    CHECK(nodes[p].ChangeConfiguration(&no_port_set, &cookie) == RSLInvalidParameter);
+    CHECK(nodes[p].ChangeConfiguration(&long_cookie, &cookie) == RSLInvalidParameter);
+    CHECK(nodes[kept].ChangeConfiguration(&good, &cookie) == RSLNotPrimary);
+    RSLMemberSet now;
+    unsigned int number = 0;
+    CHECK(nodes[p].GetConfiguration(&now, &number) && number == 1 && now.GetNumMembers() == 3);
+    CHECK(nodes[p].ChangeConfiguration(&good, &cookie) == RSLSuccess);
+    for (int i = 0; i < 3; i++) CHECK(wait_for([&] { return nodes[i].config_changes.load() == 1; }));
+    CHECK(nodes[p].change_cookie.load() == &cookie && nodes[kept].change_cookie.load() == NULL);
+    for (int i = 0; i < 3; i++) {
+        CHECK(nodes[i].GetConfiguration(&now, &number) && number == 2 && now.GetNumMembers() == 2);
+        CHECK(!now.IncludesMember(members[removed].m_memberIdString));
+    }
+    // The two members commit; with one of them paused the removed one makes no quorum.
+    int q = -1;
+    CHECK(wait_for([&] {
+        q = nodes[p].primary ? p : nodes[kept].primary ? kept : -1;
+        return q >= 0;
+    }));
+    if (q < 0) return;
+    unsigned long long one = 1;
+    int other = q == p ? kept : p;
+    nodes[other].Pause();
+    CHECK(nodes[q].ReplicateRequest(&one, sizeof(one), &one) == RSLSuccess);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    CHECK(nodes[q].Sum() == 0);
+    nodes[other].Resume();
+    CHECK(wait_for([&] { return nodes[q].Sum() == 1 && nodes[other].Sum() == 1; }));
+    CHECK(nodes[removed].Sum() == 0 && nodes[p].change_aborts == 0);
+    for (int i = 0; i < 3; i++) nodes[i].UnloadThisOne();
+}
+
 int main() {
     CHECK(RSLInit(NULL, true, NULL, on_log));
     test_layout();
@@ -607,6 +677,7 @@ int main() {
     test_cluster();
     test_single_replica_and_checkpoint_control();
     test_vetoes();
+    test_change_configuration();
     if (failures) {
         fprintf(stderr, "compat: %d check(s) failed\n", failures);
         return 1;

@@ -4,7 +4,7 @@
 //
 // Differences from legacy, all deliberate:
 // - Not built yet (each fails loudly: a log line and a failure code): Bootstrap, the
-//   Initialize overload without a member set, ChangeConfiguration, CopyStateFromReplica.
+//   Initialize overload without a member set, CopyStateFromReplica.
 // - SetThumbprintsForSsl / SetSubjectNamesForSsl return false (and log why) on a bad
 //   thumbprint or a missing certificate, where legacy returned true.
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter
@@ -627,9 +627,12 @@ public:
                                     unsigned int timeout) {
         return Code(rsl_replica_fast_read(m_replica, maxSeenSeqNo, request, len, cookie, timeout));
     }
-    RSLResponseCode ChangeConfiguration(RSLMemberSet*, void*) {
-        rsl_not_supported("ChangeConfiguration");
-        return RSLInvalidParameter;
+    RSLResponseCode ChangeConfiguration(RSLMemberSet* memberSet, void* cookie) {
+        if (memberSet == NULL || memberSet->m_members.Count() == 0) return RSLInvalidParameter;
+        std::vector<RSLNode> nodes(&memberSet->m_members[0], &memberSet->m_members[0] + memberSet->m_members.Count());
+        return Code(rsl_replica_change_configuration(
+            m_replica, reinterpret_cast<const RslNode*>(nodes.data()), nodes.size(),
+            reinterpret_cast<const uint8_t*>(memberSet->m_cookie.data()), memberSet->m_cookie.size(), cookie));
     }
     bool GetConfiguration(RSLMemberSet* membersSet, unsigned int* configuratioNumber = NULL) {
         if (membersSet == NULL) return false;
@@ -776,6 +779,12 @@ private:
         return Self(ud)->AcceptMessageFromReplica(&node, const_cast<uint8_t*>(len ? data : NULL),
                                                   static_cast<unsigned int>(len));
     }
+    static void OnConfigurationChanged(void* ud, void* cookie) noexcept {
+        Self(ud)->NotifyConfigurationChanged(cookie);
+    }
+    static void OnAbortChange(void* ud, uint32_t status, void* cookie) noexcept {
+        Self(ud)->AbortChangeConfiguration(static_cast<RSLResponseCode>(status), cookie);
+    }
     static void OnShutDown(void* ud, uint32_t status) noexcept {
         Self(ud)->ShutDown(static_cast<RSLResponseCode>(status));
         if (Self(ud)->m_exitOnShutdown) exit(0);
@@ -796,6 +805,8 @@ private:
         cb.can_become_primary = OnCanBecomePrimary;
         cb.accept_message_from_replica = OnAcceptMessage;
         cb.shut_down = OnShutDown;
+        cb.notify_configuration_changed = OnConfigurationChanged;
+        cb.abort_change_configuration = OnAbortChange;
         return cb;
     }
 

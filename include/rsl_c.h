@@ -182,6 +182,15 @@ typedef struct RslCallbacks {
    */
   bool (*accept_message_from_replica)(void*, const char*, const uint8_t*, size_t);
   void (*shut_down)(void*, uint32_t);
+  /**
+   * Legacy `NotifyConfigurationChanged`: (userdata, the change's cookie on the replica
+   * that asked for it, null elsewhere).
+   */
+  void (*notify_configuration_changed)(void*, void*);
+  /**
+   * Legacy `AbortChangeConfiguration`: (userdata, legacy response code, cookie).
+   */
+  void (*abort_change_configuration)(void*, uint32_t, void*);
 } RslCallbacks;
 
 /**
@@ -494,6 +503,24 @@ RslResult rsl_replica_fast_read(const struct RslReplica *r,
                                 size_t len,
                                 void *cookie,
                                 uint32_t timeout_ms);
+
+/**
+ * Legacy `ChangeConfiguration` (primary only): proposes the `count` members with the
+ * configuration cookie `set_cookie` (`set_cookie_len` bytes, at most 8192; null when 0)
+ * as the next configuration. `cookie` comes back in `notify_configuration_changed` or
+ * `abort_change_configuration`. `RSL_RESULT_INVALID_PARAMETER` for a null pointer, an
+ * empty set, a duplicate id, port 0 or a cookie too long; `NOT_PRIMARY`, `SHUTTING_DOWN`.
+ *
+ * # Safety
+ * `r` is a live replica; `members` points to `count` nodes and `set_cookie` to
+ * `set_cookie_len` readable bytes.
+ */
+RslResult rsl_replica_change_configuration(const struct RslReplica *r,
+                                           const struct RslNode *members,
+                                           size_t count,
+                                           const uint8_t *set_cookie,
+                                           size_t set_cookie_len,
+                                           void *cookie);
 
 /**
  * Legacy `GetCurrentSequenceNumber` (0 for a null handle).

@@ -46,6 +46,11 @@ pub struct RslCallbacks {
     pub accept_message_from_replica:
         Option<unsafe extern "C" fn(*mut c_void, *const c_char, *const u8, usize) -> bool>,
     pub shut_down: Option<unsafe extern "C" fn(*mut c_void, u32)>,
+    /// Legacy `NotifyConfigurationChanged`: (userdata, the change's cookie on the replica
+    /// that asked for it, null elsewhere).
+    pub notify_configuration_changed: Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>,
+    /// Legacy `AbortChangeConfiguration`: (userdata, legacy response code, cookie).
+    pub abort_change_configuration: Option<unsafe extern "C" fn(*mut c_void, u32, *mut c_void)>,
 }
 
 /// The host's `void *` cookie.
@@ -167,6 +172,20 @@ impl StateMachine for Host {
         unsafe { f(self.0.userdata, id.as_ptr(), primary_cookie.as_ptr(), primary_cookie.len()) }
     }
 
+    fn notify_configuration_changed(&mut self, cookie: Option<Cookie>) {
+        if let Some(f) = self.0.notify_configuration_changed {
+            // SAFETY: the host's callback with its userdata and its own cookie (or null).
+            unsafe { f(self.0.userdata, cookie.map_or(std::ptr::null_mut(), |c| c.0)) }
+        }
+    }
+
+    fn abort_change_configuration(&mut self, status: ResponseCode, cookie: Cookie) {
+        if let Some(f) = self.0.abort_change_configuration {
+            // SAFETY: the host's callback with its userdata and its own cookie.
+            unsafe { f(self.0.userdata, status as u32, cookie.0) }
+        }
+    }
+
     fn shut_down(&mut self, status: ResponseCode) {
         if let Some(f) = self.0.shut_down {
             // SAFETY: the host's callback with its userdata.
@@ -220,7 +239,7 @@ pub unsafe extern "C" fn rsl_replica_initialize(
             callbacks.shut_down.is_some(),
         ];
         let (Some(version), Some(members), Some(me)) =
-            (version(protocol_version), member_set(nodes), me.member())
+            (version(protocol_version), member_set(nodes, &[]), me.member())
         else {
             tracing::error!(
                 "Initialize: invalid member set, self node or protocol version {protocol_version}"
@@ -320,6 +339,45 @@ pub unsafe extern "C" fn rsl_replica_fast_read(
         };
         let timeout = Duration::from_millis(u64::from(timeout_ms));
         code(replica.fast_read_request(Decree(max_seen), request, Cookie(cookie), timeout))
+    })
+}
+
+/// Legacy `ChangeConfiguration` (primary only): proposes the `count` members with the
+/// configuration cookie `set_cookie` (`set_cookie_len` bytes, at most 8192; null when 0)
+/// as the next configuration. `cookie` comes back in `notify_configuration_changed` or
+/// `abort_change_configuration`. `RSL_RESULT_INVALID_PARAMETER` for a null pointer, an
+/// empty set, a duplicate id, port 0 or a cookie too long; `NOT_PRIMARY`, `SHUTTING_DOWN`.
+///
+/// # Safety
+/// `r` is a live replica; `members` points to `count` nodes and `set_cookie` to
+/// `set_cookie_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_replica_change_configuration(
+    r: *const RslReplica,
+    members: *const RslNode,
+    count: usize,
+    set_cookie: *const u8,
+    set_cookie_len: usize,
+    cookie: *mut c_void,
+) -> RslResult {
+    with(r, RslResult::RSL_RESULT_INVALID_PARAMETER, |replica| {
+        if members.is_null() || (set_cookie.is_null() && set_cookie_len > 0) {
+            return RslResult::RSL_RESULT_INVALID_PARAMETER;
+        }
+        // SAFETY: per the contract.
+        let (nodes, set_cookie) = unsafe {
+            let set_cookie = if set_cookie_len == 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(set_cookie, set_cookie_len)
+            };
+            (std::slice::from_raw_parts(members, count), set_cookie)
+        };
+        let Some(set) = member_set(nodes, set_cookie) else {
+            tracing::error!("ChangeConfiguration: an invalid member set");
+            return RslResult::RSL_RESULT_INVALID_PARAMETER;
+        };
+        code(replica.change_configuration(set, Cookie(cookie)))
     })
 }
 

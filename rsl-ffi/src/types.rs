@@ -167,9 +167,9 @@ impl RslNode {
 
 /// The member set of `nodes` (legacy `RSLMemberSet::Verify`: non-empty, unique ids, no
 /// zero port); `None` if it is not valid.
-pub(crate) fn member_set(nodes: &[RslNode]) -> Option<MemberSet> {
+pub(crate) fn member_set(nodes: &[RslNode], cookie: &[u8]) -> Option<MemberSet> {
     let members = nodes.iter().map(RslNode::member).collect::<Option<Vec<_>>>()?;
-    MemberSet::new(members, Default::default()).ok()
+    MemberSet::new(members, bytes::Bytes::copy_from_slice(cookie)).ok()
 }
 
 impl RslConfigParam {
