@@ -499,8 +499,8 @@ static void test_cluster() {
           RSLSuccess);
     CHECK(wait_for([&] { return secondary.stale == stale_before + 1; }));
 
-    // Not built: refused, loudly, not faked.
-    CHECK(primary.Bootstrap(&config, 1) == RSLBootstrapFailed);
+    // A replica of the old API is bootstrapped already.
+    CHECK(primary.Bootstrap(&config, 1) == RSLAlreadyBootstrapped);
 
     // Failover: cut the primary off, promote another; the old one steps down.
     primary.Pause();
@@ -666,6 +666,50 @@ static void test_change_configuration() {
     for (int i = 0; i < 3; i++) nodes[i].UnloadThisOne();
 }
 
+// The new API: three replicas wait in configuration 0; one Bootstrap call brings them all
+// into configuration 1 (the others by message), and a restart comes back bootstrapped.
+static void test_bootstrap() {
+    std::string dir = temp_dir("bootstrap");
+    RSLConfigParam cfg = fast_config(dir, 1);
+    RSLNodeCollection members;
+    for (int i = 1; i <= 3; i++) members.Append(make_node(i));
+    Counter old_version;
+    CHECK(!old_version.Initialize(&cfg, members[0], RSLProtocolVersion_3, false, spawn));
+    Counter nodes[3];
+    for (int i = 0; i < 3; i++) CHECK(nodes[i].Initialize(&cfg, members[i], RSLProtocolVersion_6, false, spawn));
+    RSLMemberSet set(members, NULL, 0), now;
+    unsigned int number = 7;
+    CHECK(nodes[1].GetConfiguration(&now, &number) && number == 0 && now.GetNumMembers() == 0);
+    RSLNodeCollection others;
+    others.Append(members[1]);
+    others.Append(members[2]);
+    RSLMemberSet without_me(others, NULL, 0);
+    CHECK(nodes[0].Bootstrap(&without_me, 1) == RSLBootstrapFailed);
+    CHECK(nodes[0].Bootstrap(NULL, 1) == RSLInvalidParameter);
+    CHECK(nodes[0].Bootstrap(&set, 15) == RSLSuccess);
+    for (int i = 0; i < 3; i++) {
+        CHECK(wait_for([&] { return nodes[i].config_changes.load() == 1; }));
+        CHECK(nodes[i].GetConfiguration(&now, &number) && number == 1 && now.GetNumMembers() == 3);
+    }
+    int p = -1;
+    CHECK(wait_for([&] {
+        for (int i = 0; i < 3; i++)
+            if (nodes[i].primary) p = i;
+        return p >= 0;
+    }));
+    if (p < 0) return;
+    unsigned long long five = 5;
+    CHECK(nodes[p].ReplicateRequest(&five, sizeof(five), &five) == RSLSuccess);
+    for (int i = 0; i < 3; i++) CHECK(wait_for([&] { return nodes[i].Sum() == 5; }));
+    CHECK(nodes[(p + 1) % 3].Bootstrap(&set, 0) == RSLAlreadyBootstrapped);
+    for (int i = 0; i < 3; i++) nodes[i].UnloadThisOne();
+    Counter again;
+    CHECK(again.Initialize(&cfg, members[p], RSLProtocolVersion_6, false, spawn));
+    CHECK(again.GetConfiguration(&now, &number) && number == 1 && now.GetNumMembers() == 3);
+    CHECK(again.Sum() == 5 && again.Bootstrap(&set, 0) == RSLAlreadyBootstrapped);
+    again.UnloadThisOne();
+}
+
 int main() {
     CHECK(RSLInit(NULL, true, NULL, on_log));
     test_layout();
@@ -678,6 +722,7 @@ int main() {
     test_single_replica_and_checkpoint_control();
     test_vetoes();
     test_change_configuration();
+    test_bootstrap();
     if (failures) {
         fprintf(stderr, "compat: %d check(s) failed\n", failures);
         return 1;

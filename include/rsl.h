@@ -3,8 +3,7 @@
 // exports only C symbols. Callbacks reach the virtuals through noexcept trampolines.
 //
 // Differences from legacy, all deliberate:
-// - Not built yet (each fails loudly: a log line and a failure code): Bootstrap, the
-//   Initialize overload without a member set, CopyStateFromReplica.
+// - Not built yet (fails loudly: a log line and a failure code): CopyStateFromReplica.
 // - SetThumbprintsForSsl / SetSubjectNamesForSsl return false (and log why) on a bad
 //   thumbprint or a missing certificate, where legacy returned true.
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter
@@ -585,13 +584,24 @@ public:
         return Initialize(cfg, members, self, version, serializeFastReadsWithReplicates, spawnRoutine,
                           IndependentHeartbeat);
     }
-    bool Initialize(RSLConfigParam*, const RSLNode&, RSLProtocolVersion, bool, SpawnRoutine = NULL, bool = false) {
-        rsl_not_supported("Initialize without an initial member set (Bootstrap)");
-        return false;
+    bool Initialize(RSLConfigParam* cfg, const RSLNode& self, RSLProtocolVersion version,
+                    bool serializeFastReadsWithReplicates, SpawnRoutine spawnRoutine = NULL,
+                    bool IndependentHeartbeat = false) {
+        (void)serializeFastReadsWithReplicates, (void)IndependentHeartbeat;
+        if (cfg == NULL || m_replica != NULL) return false;
+        m_exitOnShutdown = spawnRoutine == NULL;
+        RslCallbacks callbacks = Callbacks();
+        return rsl_replica_initialize_for_bootstrap(reinterpret_cast<const RslConfigParam*>(cfg),
+                                                    reinterpret_cast<const RslNode*>(&self),
+                                                    static_cast<uint32_t>(version), &callbacks,
+                                                    &m_replica) == RSL_RESULT_SUCCESS;
     }
-    RSLResponseCode Bootstrap(RSLMemberSet*, unsigned int) {
-        rsl_not_supported("Bootstrap");
-        return RSLBootstrapFailed;
+    RSLResponseCode Bootstrap(RSLMemberSet* memberSet, unsigned int timeout) {
+        if (memberSet == NULL || memberSet->m_members.Count() == 0) return RSLInvalidParameter;
+        std::vector<RSLNode> nodes(&memberSet->m_members[0], &memberSet->m_members[0] + memberSet->m_members.Count());
+        return Code(rsl_replica_bootstrap(m_replica, reinterpret_cast<const RslNode*>(nodes.data()), nodes.size(),
+                                          reinterpret_cast<const uint8_t*>(memberSet->m_cookie.data()),
+                                          memberSet->m_cookie.size(), timeout));
     }
     void ChangeElectionDelay(unsigned int delayInSecs) { rsl_replica_control(m_replica, 7, delayInSecs); }
     static void Unload() {

@@ -478,6 +478,39 @@ RslResult rsl_replica_initialize(const struct RslConfigParam *config,
                                  struct RslReplica **out);
 
 /**
+ * Legacy `Initialize` without a member set (the new API, versions 4–7): a replica never
+ * bootstrapped waits in configuration 0 for `rsl_replica_bootstrap` or a member's
+ * Bootstrap message. Results as `rsl_replica_initialize` (a version below 4 is
+ * `RSL_RESULT_INVALID_PARAMETER`).
+ *
+ * # Safety
+ * `config`, `me` and `callbacks` point to valid structs and `out` is writable. The
+ * callbacks stay callable until the replica is unloaded.
+ */
+RslResult rsl_replica_initialize_for_bootstrap(const struct RslConfigParam *config,
+                                               const struct RslNode *me,
+                                               uint32_t protocol_version,
+                                               const struct RslCallbacks *callbacks,
+                                               struct RslReplica **out);
+
+/**
+ * Legacy `Bootstrap(set, timeoutSec)`: returns `SUCCESS` once this replica accepted a
+ * primary's vote, `ALREADY_BOOTSTRAPPED`, `BOOTSTRAP_FAILED` (a set without this replica,
+ * another set than the one bootstrapped, or the timeout), `INVALID_PARAMETER` (a null
+ * pointer, an invalid set). Blocks up to `timeout_sec`.
+ *
+ * # Safety
+ * `r` is a live replica; `members` points to `count` nodes and `set_cookie` to
+ * `set_cookie_len` readable bytes.
+ */
+RslResult rsl_replica_bootstrap(const struct RslReplica *r,
+                                const struct RslNode *members,
+                                size_t count,
+                                const uint8_t *set_cookie,
+                                size_t set_cookie_len,
+                                uint32_t timeout_sec);
+
+/**
  * Legacy `ReplicateRequest` / `ReplicateRequestExclusiveVote`: the bytes are copied;
  * `cookie` comes back in `execute_replicated_request` or `abort_request`.
  *

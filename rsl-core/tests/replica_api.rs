@@ -441,6 +441,59 @@ fn a_replica_set_change_reaches_every_member_and_the_removed_one_stops_counting(
 }
 
 #[test]
+fn bootstrap_by_call_and_by_message_then_restart_bootstrapped() {
+    let dir = temp_dir("bootstrap");
+    let set = members();
+    let start_new = |i: usize| {
+        let (heard, rx) = channel();
+        let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+        let me = set.members()[i].clone();
+        let replica = Replica::initialize_for_bootstrap(&config(&dir), me, Version::V7, app).unwrap();
+        Node { replica, heard: rx }
+    };
+    let (heard, _rx) = channel();
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let old = Replica::initialize_for_bootstrap(&config(&dir), set.members()[0].clone(), Version::V3, app);
+    assert!(old.is_err_and(|e| e.to_string().contains("version 4")));
+    let mut nodes: Vec<Node> = (0..3).map(start_new).collect();
+    for node in &nodes {
+        assert_eq!(node.replica.configuration(), Some((0, MemberSet::default())));
+    }
+    let without_me = MemberSet::new(set.members()[1..].to_vec(), Default::default()).unwrap();
+    assert_eq!(
+        nodes[0].replica.bootstrap(&without_me, Duration::from_secs(1)),
+        ResponseCode::BootstrapFailed
+    );
+    assert_eq!(
+        nodes[0].replica.configuration(),
+        Some((0, MemberSet::default())),
+        "a refused set changes nothing"
+    );
+    // One call bootstraps all three: the others take the set from its messages.
+    assert_eq!(nodes[0].replica.bootstrap(&set, Duration::from_secs(15)), ResponseCode::Success);
+    for node in &nodes {
+        expect(node, "the bootstrap", |h| *h == Heard::ConfigurationChanged(None));
+        assert_eq!(node.replica.configuration(), Some((1, set.clone())));
+    }
+    let p = primary(&nodes, None);
+    nodes[p].replica.replicate_request(&value(7), 7).unwrap();
+    for node in &nodes {
+        expect(node, "value 7", |h| matches!(h, Heard::Executed { value: 7, .. }));
+    }
+    assert_eq!(nodes[1].replica.bootstrap(&set, Duration::ZERO), ResponseCode::AlreadyBootstrapped);
+    // A restart comes back bootstrapped (checkpoint 0.codex holds the set) with its state.
+    let restarted = (p + 1) % 3;
+    drop(nodes.remove(restarted));
+    let node = start_new(restarted);
+    assert_eq!(node.replica.configuration(), Some((1, set.clone())));
+    assert_eq!(node.replica.read_state(|s| s.sum), 7);
+    assert_eq!(node.replica.bootstrap(&set, Duration::ZERO), ResponseCode::AlreadyBootstrapped);
+    drop(node);
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_primary_deposed_before_its_change_is_decided_aborts_it() {
     let (dir, nodes) = cluster("change-aborted");
     let old = primary(&nodes, None);

@@ -8,10 +8,11 @@ use crate::types::{
 };
 use crate::{c_str, guard, RslResult};
 use libc::{c_char, c_void};
-use rsl_core::paxos::{Decree, MemberId};
+use rsl_core::paxos::{Decree, MemberId, MemberSet};
+use rsl_core::runtime::NodeError;
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::wire::Version;
-use rsl_core::{Replica, ResponseCode, StateMachine};
+use rsl_core::{Replica, ResponseCode, RslConfig, StateMachine};
 use std::ffi::CString;
 use std::io;
 use std::path::Path;
@@ -229,15 +230,6 @@ pub unsafe extern "C" fn rsl_replica_initialize(
         // SAFETY: all non-null and valid per the contract.
         let (config, nodes, me, callbacks) =
             unsafe { (&*config, std::slice::from_raw_parts(members, count), &*me, *callbacks) };
-        let required = [
-            callbacks.load_state.is_some(),
-            callbacks.execute_replicated_request.is_some(),
-            callbacks.execute_fast_read_request.is_some(),
-            callbacks.abort_request.is_some(),
-            callbacks.save_state.is_some(),
-            callbacks.notify_status.is_some(),
-            callbacks.shut_down.is_some(),
-        ];
         let (Some(version), Some(members), Some(me)) =
             (version(protocol_version), member_set(nodes, &[]), me.member())
         else {
@@ -246,27 +238,137 @@ pub unsafe extern "C" fn rsl_replica_initialize(
             );
             return RslResult::RSL_RESULT_INVALID_PARAMETER;
         };
-        if required.contains(&false) {
-            tracing::error!("Initialize: a required callback is missing");
+        start(out, config, callbacks, |config, host| {
+            Replica::initialize(config, members, &me.id, version, host)
+        })
+    })
+}
+
+/// Legacy `Initialize` without a member set (the new API, versions 4–7): a replica never
+/// bootstrapped waits in configuration 0 for `rsl_replica_bootstrap` or a member's
+/// Bootstrap message. Results as `rsl_replica_initialize` (a version below 4 is
+/// `RSL_RESULT_INVALID_PARAMETER`).
+///
+/// # Safety
+/// `config`, `me` and `callbacks` point to valid structs and `out` is writable. The
+/// callbacks stay callable until the replica is unloaded.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_replica_initialize_for_bootstrap(
+    config: *const RslConfigParam,
+    me: *const RslNode,
+    protocol_version: u32,
+    callbacks: *const RslCallbacks,
+    out: *mut *mut RslReplica,
+) -> RslResult {
+    guard(RslResult::RSL_RESULT_PANIC, || {
+        if config.is_null() || me.is_null() || callbacks.is_null() || out.is_null() {
             return RslResult::RSL_RESULT_INVALID_PARAMETER;
         }
-        let config = config.to_config();
-        if let Err(e) = config.validate() {
-            tracing::error!("{e}");
-            return RslResult::RSL_RESULT_CONFIG;
-        }
-        match Replica::initialize(&config, members, &me.id, version, Host(callbacks)) {
-            Ok(replica) => {
-                // SAFETY: `out` is writable per the contract.
-                unsafe { *out = Box::into_raw(Box::new(RslReplica { replica })) };
-                RslResult::RSL_RESULT_SUCCESS
-            }
-            Err(e) => {
-                tracing::error!("Initialize failed: {e}");
-                RslResult::RSL_RESULT_START
-            }
-        }
+        // SAFETY: all non-null and valid per the contract.
+        let (config, me, callbacks) = unsafe { (&*config, &*me, *callbacks) };
+        let (Some(version), Some(me)) =
+            (version(protocol_version).filter(|v| *v >= Version::V4), me.member())
+        else {
+            tracing::error!(
+                "Initialize: an invalid self node, or protocol version {protocol_version} (4 or higher)"
+            );
+            return RslResult::RSL_RESULT_INVALID_PARAMETER;
+        };
+        start(out, config, callbacks, |config, host| {
+            Replica::initialize_for_bootstrap(config, me, version, host)
+        })
     })
+}
+
+/// Checks the callbacks and the configuration, then starts the replica into `*out`.
+fn start(
+    out: *mut *mut RslReplica,
+    config: &RslConfigParam,
+    callbacks: RslCallbacks,
+    initialize: impl FnOnce(&RslConfig, Host) -> Result<Replica<Host>, NodeError>,
+) -> RslResult {
+    let required = [
+        callbacks.load_state.is_some(),
+        callbacks.execute_replicated_request.is_some(),
+        callbacks.execute_fast_read_request.is_some(),
+        callbacks.abort_request.is_some(),
+        callbacks.save_state.is_some(),
+        callbacks.notify_status.is_some(),
+        callbacks.shut_down.is_some(),
+    ];
+    if required.contains(&false) {
+        tracing::error!("Initialize: a required callback is missing");
+        return RslResult::RSL_RESULT_INVALID_PARAMETER;
+    }
+    let config = config.to_config();
+    if let Err(e) = config.validate() {
+        tracing::error!("{e}");
+        return RslResult::RSL_RESULT_CONFIG;
+    }
+    match initialize(&config, Host(callbacks)) {
+        Ok(replica) => {
+            // SAFETY: `out` is writable per the callers' contract.
+            unsafe { *out = Box::into_raw(Box::new(RslReplica { replica })) };
+            RslResult::RSL_RESULT_SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("Initialize failed: {e}");
+            RslResult::RSL_RESULT_START
+        }
+    }
+}
+
+/// Legacy `Bootstrap(set, timeoutSec)`: returns `SUCCESS` once this replica accepted a
+/// primary's vote, `ALREADY_BOOTSTRAPPED`, `BOOTSTRAP_FAILED` (a set without this replica,
+/// another set than the one bootstrapped, or the timeout), `INVALID_PARAMETER` (a null
+/// pointer, an invalid set). Blocks up to `timeout_sec`.
+///
+/// # Safety
+/// `r` is a live replica; `members` points to `count` nodes and `set_cookie` to
+/// `set_cookie_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_replica_bootstrap(
+    r: *const RslReplica,
+    members: *const RslNode,
+    count: usize,
+    set_cookie: *const u8,
+    set_cookie_len: usize,
+    timeout_sec: u32,
+) -> RslResult {
+    with(r, RslResult::RSL_RESULT_INVALID_PARAMETER, |replica| {
+        // SAFETY: per the contract.
+        let Some(set) = (unsafe { member_set_at(members, count, set_cookie, set_cookie_len) }) else {
+            tracing::error!("Bootstrap: an invalid member set");
+            return RslResult::RSL_RESULT_INVALID_PARAMETER;
+        };
+        replica.bootstrap(&set, Duration::from_secs(u64::from(timeout_sec))).into()
+    })
+}
+
+/// The member set of `count` nodes at `members` with the configuration cookie at
+/// `set_cookie`; `None` for a null pointer or an invalid set.
+///
+/// # Safety
+/// `members` points to `count` nodes and `set_cookie` to `set_cookie_len` readable bytes.
+unsafe fn member_set_at(
+    members: *const RslNode,
+    count: usize,
+    set_cookie: *const u8,
+    set_cookie_len: usize,
+) -> Option<MemberSet> {
+    if members.is_null() || (set_cookie.is_null() && set_cookie_len > 0) {
+        return None;
+    }
+    // SAFETY: per the contract.
+    let (nodes, set_cookie) = unsafe {
+        let set_cookie = if set_cookie_len == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(set_cookie, set_cookie_len)
+        };
+        (std::slice::from_raw_parts(members, count), set_cookie)
+    };
+    member_set(nodes, set_cookie)
 }
 
 /// Runs `f` on the replica behind `r`, or returns `invalid` for a null handle.
@@ -361,19 +463,8 @@ pub unsafe extern "C" fn rsl_replica_change_configuration(
     cookie: *mut c_void,
 ) -> RslResult {
     with(r, RslResult::RSL_RESULT_INVALID_PARAMETER, |replica| {
-        if members.is_null() || (set_cookie.is_null() && set_cookie_len > 0) {
-            return RslResult::RSL_RESULT_INVALID_PARAMETER;
-        }
         // SAFETY: per the contract.
-        let (nodes, set_cookie) = unsafe {
-            let set_cookie = if set_cookie_len == 0 {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(set_cookie, set_cookie_len)
-            };
-            (std::slice::from_raw_parts(members, count), set_cookie)
-        };
-        let Some(set) = member_set(nodes, set_cookie) else {
+        let Some(set) = (unsafe { member_set_at(members, count, set_cookie, set_cookie_len) }) else {
             tracing::error!("ChangeConfiguration: an invalid member set");
             return RslResult::RSL_RESULT_INVALID_PARAMETER;
         };

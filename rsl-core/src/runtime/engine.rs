@@ -14,10 +14,12 @@ use super::journal::{Writer, Writes};
 use super::state_machine::{ResponseCode, StateMachine};
 use super::{NodeError, Published};
 use crate::paxos::{
-    AbortReason, Action, Ballot, Body, Cookie, Decree, Input, Member, MemberId, MemberSet, Message, Record,
-    Replica, Token, Vote, VoteBody,
+    AbortReason, Action, Ballot, Body, Cookie, Decree, Input, InvalidInput, Member, MemberId, MemberSet,
+    Message, Record, Replica, Token, Vote, VoteBody,
 };
-use crate::storage::checkpoint::{CheckpointConfiguration, CheckpointHeader, DEFAULT_BLOCK_SIZE};
+use crate::storage::checkpoint::{
+    CheckpointConfiguration, CheckpointHeader, CheckpointWriter, DEFAULT_BLOCK_SIZE,
+};
 use crate::transport::learn::{learned_votes, LearnServer, StatusRequest};
 use crate::transport::{member_addr, Transport};
 use crate::wire::{Version, WireVote};
@@ -26,6 +28,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,6 +69,11 @@ pub(super) enum Event<C> {
         decree: Decree,
         reply: Sender<CheckpointHeader>,
     },
+    /// Legacy `Bootstrap`, from the handle: the core's verdict goes back on `reply`.
+    Bootstrap {
+        members: MemberSet,
+        reply: Sender<Result<(), InvalidInput>>,
+    },
     /// Legacy `ChangeConfiguration`, from the handle.
     ChangeConfiguration {
         members: MemberSet,
@@ -103,6 +111,8 @@ pub(super) struct Engine<S: StateMachine> {
     pub promote_while_catching_up: bool,
     pub published: Arc<Published>,
     pub transport: Box<dyn Transport>,
+    /// Where the bootstrap checkpoint goes.
+    pub data_dir: PathBuf,
     /// Every member of every configuration this replica knew, for their learn ports (a
     /// replica learns from a newer configuration's members too).
     pub known: Vec<Member>,
@@ -189,6 +199,11 @@ impl<S: StateMachine> Engine<S> {
                 self.next_cookie += 1;
                 self.cookies.insert(id, cookie);
                 self.step(now, Input::Replicate { request, cookie: id, exclusive, last })?;
+            }
+            Event::Bootstrap { members, reply } => {
+                let verdict = self.replica.step(now, Input::Bootstrap(members));
+                self.perform_actions(now)?;
+                let _ = reply.send(verdict);
             }
             Event::ChangeConfiguration { members, cookie } => {
                 let id = self.next_cookie;
@@ -418,9 +433,7 @@ impl<S: StateMachine> Engine<S> {
                     Callback::Abort { cookie, status }
                 })?;
             }
-            // Only Bootstrap produces it (a replica that starts in configuration 0), and
-            // this driver issues none yet.
-            Action::PersistBootstrap(_) => {}
+            Action::PersistBootstrap(members) => self.persist_bootstrap(&members)?,
             Action::FetchVotes { from, first } => self.fetch_votes(now, from, first)?,
             Action::AskCanBecomePrimary if self.promote_while_catching_up => {
                 let answer = self.app.read().can_become_primary().map(Bytes::from);
@@ -438,6 +451,17 @@ impl<S: StateMachine> Engine<S> {
             Action::Relinquished => self.relinquished = true,
         }
         Ok(())
+    }
+
+    /// Legacy §4.7: the bootstrap set becomes checkpoint `0.codex` (no saved state, the
+    /// set as configuration 1) before anything later happens, so a restart comes back
+    /// bootstrapped; then the application hears of it and the set's members are met.
+    fn persist_bootstrap(&mut self, members: &MemberSet) -> Result<(), NodeError> {
+        let header = CheckpointHeader { state_saved: false, ..self.checkpoint_header(Decree(0)) };
+        let written = CheckpointWriter::create(&self.data_dir, header).and_then(CheckpointWriter::finish);
+        written.map_err(|e| NodeError::Journal(format!("cannot persist the bootstrap set: {e}")))?;
+        self.meet(members);
+        self.callback(Callback::Bootstrapped)
     }
 
     /// Talks to the members of a new configuration it did not know.

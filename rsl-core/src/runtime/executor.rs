@@ -39,6 +39,8 @@ pub(super) enum Callback<C> {
         status: ResponseCode,
     },
     NotifyStatus(bool),
+    /// The bootstrap set is persisted: `notify_configuration_changed(None)`.
+    Bootstrapped,
     PrimaryRecovered,
     /// Ask `can_become_primary`; the answer goes back as [`Event::CanBecomePrimary`].
     CanBecomePrimary,
@@ -117,6 +119,7 @@ impl<S: StateMachine> Executor<S> {
             }
             Callback::NotifyStatus(primary) => self.app.write().notify_status(primary),
             Callback::PrimaryRecovered => self.app.write().notify_primary_recovered(),
+            Callback::Bootstrapped => self.app.write().notify_configuration_changed(None),
             Callback::CanBecomePrimary => {
                 let answer = self.app.read().can_become_primary();
                 let _ = self.engine.send(Event::CanBecomePrimary(answer));

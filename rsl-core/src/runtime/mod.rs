@@ -114,6 +114,8 @@ pub enum NodeError {
     Journal(String),
     /// A runtime thread panicked (the application's `execute`, say).
     Panicked(String),
+    /// A legacy feature asked for in a form this replica does not offer.
+    Unsupported(&'static str),
 }
 
 impl fmt::Display for NodeError {
@@ -129,6 +131,7 @@ impl fmt::Display for NodeError {
             Self::Thread(e) => write!(f, "cannot start a runtime thread: {e}"),
             Self::Journal(e) => write!(f, "journal failed: {e}"),
             Self::Panicked(why) => write!(f, "a runtime thread panicked: {why}"),
+            Self::Unsupported(why) => f.write_str(why),
         }
     }
 }

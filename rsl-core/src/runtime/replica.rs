@@ -98,7 +98,25 @@ impl<S: StateMachine> Replica<S> {
     ) -> Result<Self, NodeError> {
         let member = members.members().iter().find(|m| m.id == *me).cloned();
         let member = member.ok_or_else(|| NodeError::NotAMember(me.clone()))?;
-        Self::start(config, members, member, version, app, None)
+        Self::start(config, Some(members), member, version, app, None)
+    }
+
+    /// Legacy `Initialize` without a member set (the new API, versions 4–7): a replica
+    /// that was never bootstrapped starts inactive in configuration 0 and waits for
+    /// [`Replica::bootstrap`] or a Bootstrap message from a member of the set it names; one
+    /// that was comes back in the configuration its checkpoints and journal hold.
+    pub fn initialize_for_bootstrap(
+        config: &RslConfig,
+        me: Member,
+        version: Version,
+        app: S,
+    ) -> Result<Self, NodeError> {
+        if version < Version::V4 {
+            return Err(NodeError::Unsupported(
+                "Initialize without a member set needs protocol version 4 or higher",
+            ));
+        }
+        Self::start(config, None, me, version, app, None)
     }
 
     /// Like [`Replica::initialize`] for a replica outside `members` (the set the cluster
@@ -113,7 +131,7 @@ impl<S: StateMachine> Replica<S> {
         version: Version,
         app: S,
     ) -> Result<Self, NodeError> {
-        Self::start(config, members, me, version, app, None)
+        Self::start(config, Some(members), me, version, app, None)
     }
 
     /// Like [`Replica::initialize`], over a transport of the caller's (an in-process
@@ -128,12 +146,13 @@ impl<S: StateMachine> Replica<S> {
     ) -> Result<Self, NodeError> {
         let member = members.members().iter().find(|m| m.id == *me).cloned();
         let member = member.ok_or_else(|| NodeError::NotAMember(me.clone()))?;
-        Self::start(config, members, member, version, app, Some(Box::new(transport)))
+        Self::start(config, Some(members), member, version, app, Some(Box::new(transport)))
     }
 
+    /// `members: None` is the new API: configuration 0 unless a checkpoint names one.
     fn start(
         config: &RslConfig,
-        members: MemberSet,
+        members: Option<MemberSet>,
         member: Member,
         version: Version,
         app: S,
@@ -166,9 +185,20 @@ impl<S: StateMachine> Replica<S> {
                 (Box::new(r.journal), r.recovery, r.checkpoint)
             }
         };
-        let mut known = members.members().to_vec();
-        let mut configuration = Configuration { number: 1, initial_decree: Decree(0), members };
+        let mut known = members.as_ref().map_or_else(Vec::new, |m| m.members().to_vec());
+        let number = u32::from(members.is_some());
+        let mut configuration =
+            Configuration { number, initial_decree: Decree(0), members: members.unwrap_or_default() };
         let mut recovered = recovery.recovered;
+        let checkpointed_set = loaded.as_ref().is_some_and(|l| l.header.configuration.is_some());
+        if configuration.number == 0
+            && !checkpointed_set
+            && recovered.records.iter().any(|r| matches!(r, Record::Vote(_)))
+        {
+            return Err(NodeError::Restore(
+                "the journal holds votes but no checkpoint names the member set: start with the old Initialize".to_owned(),
+            ));
+        }
         let recovered_records = recovered.records.len();
         if let Some(loaded) = &loaded {
             if let Some(c) = &loaded.header.configuration {
@@ -260,7 +290,7 @@ impl<S: StateMachine> Replica<S> {
             engine: events_tx.clone(),
             readers: reads_tx.clone(),
             published: Arc::clone(&published),
-            data_dir,
+            data_dir: data_dir.clone(),
             max_checkpoints: NonZeroUsize::new(config.max_checkpoints as usize).unwrap_or(NonZeroUsize::MIN),
             waiting: Vec::new(),
             checkpoint_interval: config.checkpoint_interval(),
@@ -284,6 +314,7 @@ impl<S: StateMachine> Replica<S> {
             promote_while_catching_up: config.allow_primary_promotion_while_catching_up,
             published: Arc::clone(&published),
             transport,
+            data_dir,
             known,
             learn,
             writer,
@@ -423,6 +454,48 @@ impl<S: StateMachine> Replica<S> {
     /// The protocol version this replica speaks (configured, or raised by a primary's).
     pub fn protocol_version(&self) -> Option<Version> {
         self.inspect(|v| v.version)
+    }
+
+    /// Legacy `Bootstrap`: gives a replica of configuration 0 `members` as configuration 1
+    /// (persisted first) and tells them, again every second until this replica accepted a
+    /// primary's vote (`Success`) or `timeout` passed (`BootstrapFailed`).
+    /// `AlreadyBootstrapped` if it had accepted one before the call; `BootstrapFailed` at
+    /// once for a set without this replica, or another set than one bootstrapped already.
+    pub fn bootstrap(&self, members: &MemberSet, timeout: Duration) -> ResponseCode {
+        use crate::paxos::InvalidInput;
+        let deadline = Instant::now() + timeout;
+        let mut resend = Instant::now();
+        let mut first = true;
+        loop {
+            if Instant::now() >= resend {
+                let (reply, verdict) = bounded(1);
+                let asked = self.events.send(Event::Bootstrap { members: members.clone(), reply });
+                match asked.ok().and_then(|()| verdict.recv().ok()) {
+                    None => return ResponseCode::ShuttingDown,
+                    Some(Ok(())) => {}
+                    Some(Err(InvalidInput::AlreadyBootstrapped)) if first => {
+                        return ResponseCode::AlreadyBootstrapped
+                    }
+                    Some(Err(InvalidInput::AlreadyBootstrapped)) => return ResponseCode::Success,
+                    Some(Err(e)) => {
+                        tracing::error!("Bootstrap refused: {e}");
+                        return ResponseCode::BootstrapFailed;
+                    }
+                }
+                first = false;
+                resend += Duration::from_secs(1);
+            }
+            if self.inspect(|v| v.core.is_bootstrapped()) == Some(true) {
+                return ResponseCode::Success;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return ResponseCode::BootstrapFailed;
+            }
+            std::thread::sleep(
+                deadline.min(resend).saturating_duration_since(now).min(Duration::from_millis(20)),
+            );
+        }
     }
 
     /// Legacy `ChangeConfiguration` (primary only): proposes `members` as the next

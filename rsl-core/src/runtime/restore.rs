@@ -41,7 +41,7 @@ pub(super) fn restore<J: Journal>(
     }
     if dir.join(DEFUNCT).exists() {
         return Err(format!(
-            "{}: this replica was removed from its configuration (replica-set change is not supported yet)",
+            "{}: legacy RSL removed this replica from its configuration; rejoining from such a directory is not built (start it on an empty one)",
             dir.join(DEFUNCT).display()
         ));
     }

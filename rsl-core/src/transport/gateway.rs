@@ -1,9 +1,9 @@
 //! The gateway between a peer's byte stream and the runtime. [`PacketReader`] cuts the
 //! stream into packets, checking each size before reading the body (below 20 bytes or
 //! above the limit drops the connection, as legacy does); [`Gateway::admit`] decodes a
-//! packet with `wire::decode_packet` and checks who sent it: a sender that is not a peer in
-//! the configuration, or a peer writing from another IP than its configured one (unless
-//! that is 0 = any), closes the connection. A bad checksum, a malformed message, a request
+//! packet with `wire::decode_packet` and checks who sent it: a sender that is not a peer of
+//! a configuration it knew (but for a Bootstrap that names the sender), or a peer writing
+//! from another IP than its configured one (unless that is 0 = any), closes the connection. A bad checksum, a malformed message, a request
 //! on one of our client connections (which carry responses only, §4.12) and a message the
 //! core does not handle yet drop only the packet. The caller counts every refusal.
 
@@ -81,10 +81,16 @@ pub(super) struct Gateway {
 
 impl Gateway {
     /// How many peers a connection from `source` may come from: those configured at that
-    /// address, and those at 0 (any). None: the connection is a stranger's.
+    /// address, and those at 0 (any). None: the connection is a stranger's. A replica that
+    /// knows no peer yet (waiting for its bootstrap) counts anyone as one.
     pub(super) fn peers_at(&self, source: IpAddr) -> usize {
         let peers = self.peers.read();
-        peers.iter().filter(|(_, ip)| *ip == 0 || IpAddr::V4(member_addr(*ip)) == source).count()
+        let at = peers.iter().filter(|(_, ip)| *ip == 0 || IpAddr::V4(member_addr(*ip)) == source).count();
+        if peers.is_empty() {
+            1
+        } else {
+            at
+        }
     }
 
     pub(super) fn new(me: &MemberId, members: &MemberSet, limits: Limits) -> Self {
@@ -121,17 +127,29 @@ impl Gateway {
             DecodeError::Checksum { .. } => Refused::drop_packet(Refusal::BadChecksum),
             _ => Refused::drop_packet(Refusal::Malformed),
         })?;
-        let from = &wire.header.from;
-        let ip = self.peers.read().iter().find(|(id, _)| id == from).map(|(_, ip)| *ip);
-        let ip = ip.ok_or(Refused::close(Refusal::NonMember))?;
-        if ip != 0 && source != IpAddr::V4(member_addr(ip)) {
-            return Err(Refused::close(Refusal::WrongAddress));
+        let known = self.peers.read().iter().find(|(id, _)| *id == wire.header.from).map(|(_, ip)| *ip);
+        if known.is_none() && wire.body.id() != MessageId::Bootstrap {
+            // A replica waiting for its bootstrap keeps the connection: the members' other
+            // messages come first on it, and their Bootstrap follows.
+            let waiting = self.peers.read().is_empty();
+            return Err(if waiting { Refused::drop_packet } else { Refused::close }(Refusal::NonMember));
         }
         if side == Side::Client && !accepted_on_client_side(wire.body.id()) {
             return Err(Refused::drop_packet(Refusal::WrongDirection));
         }
         let version = wire.header.version;
-        wire.into_core().map(|m| (version, m)).ok_or(Refused::drop_packet(Refusal::Unsupported))
+        let message = wire.into_core().ok_or(Refused::drop_packet(Refusal::Unsupported))?;
+        // A stranger is admitted with one message only: a Bootstrap whose set names it
+        // (a replica waiting for its bootstrap knows no one yet), from the address it gives.
+        let named = || match &message.body {
+            Body::Bootstrap(set) => set.members().iter().find(|m| m.id == message.from).map(|m| m.ip),
+            _ => None,
+        };
+        let ip = known.or_else(named).ok_or(Refused::close(Refusal::NonMember))?;
+        if ip != 0 && source != IpAddr::V4(member_addr(ip)) {
+            return Err(Refused::close(Refusal::WrongAddress));
+        }
+        Ok((version, message))
     }
 }
 
