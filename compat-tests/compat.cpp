@@ -377,6 +377,14 @@ public:
         if (!isPrimary) status_false++;
     }
     std::atomic<int> config_changes{0}, change_aborts{0};
+    std::atomic<bool> copied{false}, copied_consistent{false};
+    std::atomic<unsigned long long> copied_seq{0};
+    void StateCopied(unsigned long long seqNo, const char* fileName, void* cookie) override {
+        CHECK(cookie != NULL);
+        copied_seq = seqNo;
+        copied_consistent = (seqNo == 0) == (fileName == NULL) && (fileName == NULL || strstr(fileName, ".codex"));
+        copied = true;
+    }
     std::atomic<void*> change_cookie{NULL};
     void NotifyConfigurationChanged(void* cookie) override {
         if (cookie) change_cookie = cookie;
@@ -469,6 +477,11 @@ static void test_cluster() {
     CHECK(primary.with_cookie == 101 && secondary.with_cookie == 0);
     CHECK(primary.before == primary.after && primary.before > 0);
     CHECK(wait_for([&] { return nodes[0].saved > 0 && nodes[1].saved > 0 && nodes[2].saved > 0; }));
+    // CopyStateFromReplica: a member's checkpoint, as new as ours, lands in our directory.
+    int token = 1;
+    CHECK(secondary.CopyStateFromReplica(&token) == RSLSuccess);
+    CHECK(wait_for([&] { return secondary.copied.load(); }));
+    CHECK(secondary.copied_seq > 0 && secondary.copied_consistent);
 
     RSLNode who;
     secondary.GetCurrentPrimary(&who);

@@ -3,7 +3,9 @@
 // exports only C symbols. Callbacks reach the virtuals through noexcept trampolines.
 //
 // Differences from legacy, all deliberate:
-// - Not built yet (fails loudly: a log line and a failure code): CopyStateFromReplica.
+// - Not built: Join / DefunctConfiguration, so a replica that needs decrees its peers no
+//   longer log cannot join (copy a checkpoint with CopyStateFromReplica and restart it),
+//   and the primary's automatic checkpoint copy (secondaries save their own).
 // - SetThumbprintsForSsl / SetSubjectNamesForSsl return false (and log why) on a bad
 //   thumbprint or a missing certificate, where legacy returned true.
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter
@@ -687,10 +689,7 @@ public:
     void AllowSaveState(bool yes) { rsl_replica_control(m_replica, 6, yes); }
     void SetVotePayload(unsigned long long payload) { rsl_replica_control(m_replica, 4, payload); }
     bool IsAnyRequestPendingExecution() { return rsl_replica_query(m_replica, 1); }
-    RSLResponseCode CopyStateFromReplica(void*) {
-        rsl_not_supported("CopyStateFromReplica");
-        return RSLInvalidParameter;
-    }
+    RSLResponseCode CopyStateFromReplica(void* cookie) { return Code(rsl_replica_copy_state(m_replica, cookie)); }
     void GetStatisticsSnapshot(RSLStats* pStats) {
         rsl_replica_statistics(m_replica, reinterpret_cast<RslStats*>(pStats));
     }
@@ -789,6 +788,9 @@ private:
         return Self(ud)->AcceptMessageFromReplica(&node, const_cast<uint8_t*>(len ? data : NULL),
                                                   static_cast<unsigned int>(len));
     }
+    static void OnStateCopied(void* ud, uint64_t seqNo, const char* fileName, void* cookie) noexcept {
+        Self(ud)->StateCopied(seqNo, fileName, cookie);
+    }
     static void OnConfigurationChanged(void* ud, void* cookie) noexcept {
         Self(ud)->NotifyConfigurationChanged(cookie);
     }
@@ -817,6 +819,7 @@ private:
         cb.shut_down = OnShutDown;
         cb.notify_configuration_changed = OnConfigurationChanged;
         cb.abort_change_configuration = OnAbortChange;
+        cb.state_copied = OnStateCopied;
         return cb;
     }
 

@@ -191,6 +191,10 @@ typedef struct RslCallbacks {
    * Legacy `AbortChangeConfiguration`: (userdata, legacy response code, cookie).
    */
   void (*abort_change_configuration)(void*, uint32_t, void*);
+  /**
+   * Legacy `StateCopied`: (userdata, decree, path of the copy or null, cookie).
+   */
+  void (*state_copied)(void*, uint64_t, const char*, void*);
 } RslCallbacks;
 
 /**
@@ -554,6 +558,16 @@ RslResult rsl_replica_change_configuration(const struct RslReplica *r,
                                            const uint8_t *set_cookie,
                                            size_t set_cookie_len,
                                            void *cookie);
+
+/**
+ * Legacy `CopyStateFromReplica`: copies a member's newest checkpoint (at least as new as
+ * ours) into this replica's directory in the background; `state_copied` reports the end
+ * with `cookie`. `RSL_RESULT_SHUTTING_DOWN` once stopping.
+ *
+ * # Safety
+ * `r` is a live replica.
+ */
+RslResult rsl_replica_copy_state(const struct RslReplica *r, void *cookie);
 
 /**
  * Legacy `GetCurrentSequenceNumber` (0 for a null handle).

@@ -25,6 +25,7 @@ enum Heard {
     Saved(u64),
     Loaded(Option<u64>),
     ConfigurationChanged(Option<u64>),
+    Copied { decree: u64, path: Option<PathBuf>, cookie: u64 },
     ChangeAborted { status: ResponseCode, cookie: u64 },
     ShutDown,
 }
@@ -99,6 +100,10 @@ impl StateMachine for Summer {
 
     fn notify_status(&mut self, is_primary: bool) {
         let _ = self.heard.send(Heard::Status(is_primary));
+    }
+
+    fn state_copied(&self, decree: Decree, path: Option<&Path>, cookie: u64) {
+        let _ = self.heard.send(Heard::Copied { decree: decree.0, path: path.map(Path::to_owned), cookie });
     }
 
     fn notify_configuration_changed(&mut self, cookie: Option<u64>) {
@@ -490,6 +495,35 @@ fn bootstrap_by_call_and_by_message_then_restart_bootstrapped() {
     assert_eq!(node.replica.bootstrap(&set, Duration::ZERO), ResponseCode::AlreadyBootstrapped);
     drop(node);
     drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn copy_state_from_replica_copies_a_members_newer_checkpoint() {
+    let dir = temp_dir("copy-state");
+    let members = members();
+    let nodes: Vec<Node> = [("1", Some(5)), ("2", Some(5)), ("3", None)]
+        .iter()
+        .map(|(id, save)| start(&dir, &members, id, *save))
+        .collect();
+    let copied = |node: &Node| expect(node, "state copied", |h| matches!(h, Heard::Copied { .. }));
+    // No member has a checkpoint yet: nothing to copy.
+    nodes[2].replica.copy_state_from_replica(1).unwrap();
+    assert_eq!(copied(&nodes[2]), Heard::Copied { decree: 0, path: None, cookie: 1 });
+    let p = primary(&nodes, None);
+    nodes[p].replica.replicate_request(&value(5), 5).unwrap();
+    let Heard::Saved(saved) = expect(&nodes[0], "a checkpoint", |h| matches!(h, Heard::Saved(_))) else {
+        unreachable!()
+    };
+    expect(&nodes[1], "a checkpoint", |h| *h == Heard::Saved(saved));
+    nodes[2].replica.copy_state_from_replica(2).unwrap();
+    let path = dir.join("3").join(format!("{saved}.codex"));
+    assert_eq!(copied(&nodes[2]), Heard::Copied { decree: saved, path: Some(path.clone()), cookie: 2 });
+    // The live state is unchanged; the copy is what the next start loads.
+    drop(nodes);
+    let node = start(&dir, &members, "3", None);
+    expect(&node, "the copy loaded", |h| *h == Heard::Loaded(Some(5)));
+    drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -52,6 +52,8 @@ pub struct RslCallbacks {
     pub notify_configuration_changed: Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>,
     /// Legacy `AbortChangeConfiguration`: (userdata, legacy response code, cookie).
     pub abort_change_configuration: Option<unsafe extern "C" fn(*mut c_void, u32, *mut c_void)>,
+    /// Legacy `StateCopied`: (userdata, decree, path of the copy or null, cookie).
+    pub state_copied: Option<unsafe extern "C" fn(*mut c_void, u64, *const c_char, *mut c_void)>,
 }
 
 /// The host's `void *` cookie.
@@ -171,6 +173,14 @@ impl StateMachine for Host {
         };
         // SAFETY: the id and cookie bytes live through the call.
         unsafe { f(self.0.userdata, id.as_ptr(), primary_cookie.as_ptr(), primary_cookie.len()) }
+    }
+
+    fn state_copied(&self, decree: Decree, path: Option<&Path>, cookie: Cookie) {
+        let Some(f) = self.0.state_copied else { return };
+        let path = path.and_then(|p| CString::new(p.to_string_lossy().as_bytes()).ok());
+        let path_ptr = path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
+        // SAFETY: the path string (or null) lives through the call; the cookie is the host's.
+        unsafe { f(self.0.userdata, decree.0, path_ptr, cookie.0) }
     }
 
     fn notify_configuration_changed(&mut self, cookie: Option<Cookie>) {
@@ -469,6 +479,19 @@ pub unsafe extern "C" fn rsl_replica_change_configuration(
             return RslResult::RSL_RESULT_INVALID_PARAMETER;
         };
         code(replica.change_configuration(set, Cookie(cookie)))
+    })
+}
+
+/// Legacy `CopyStateFromReplica`: copies a member's newest checkpoint (at least as new as
+/// ours) into this replica's directory in the background; `state_copied` reports the end
+/// with `cookie`. `RSL_RESULT_SHUTTING_DOWN` once stopping.
+///
+/// # Safety
+/// `r` is a live replica.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_replica_copy_state(r: *const RslReplica, cookie: *mut c_void) -> RslResult {
+    with(r, RslResult::RSL_RESULT_INVALID_PARAMETER, |replica| {
+        code(replica.copy_state_from_replica(Cookie(cookie)))
     })
 }
 

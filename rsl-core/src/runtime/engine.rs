@@ -74,6 +74,8 @@ pub(super) enum Event<C> {
         members: MemberSet,
         reply: Sender<Result<(), InvalidInput>>,
     },
+    /// Legacy `CopyStateFromReplica`, from the handle.
+    CopyState(C),
     /// Legacy `ChangeConfiguration`, from the handle.
     ChangeConfiguration {
         members: MemberSet,
@@ -175,7 +177,9 @@ impl<S: StateMachine> Engine<S> {
                     Incoming::Message(_) if self.paused => {}
                     Incoming::Message((version, message)) => self.on_message(now, version, message)?,
                     Incoming::Status(request) => {
-                        let status = self.replica.status(request.decree, request.ballot.clone());
+                        let mut status = self.replica.status(request.decree, request.ballot.clone());
+                        let saved = Decree(self.published.checkpointed.load(Ordering::Acquire));
+                        status.checkpointed_decree = status.checkpointed_decree.max(saved);
                         request.respond(self.replica.configuration().number, status);
                     }
                 }
@@ -205,6 +209,7 @@ impl<S: StateMachine> Engine<S> {
                 self.perform_actions(now)?;
                 let _ = reply.send(verdict);
             }
+            Event::CopyState(cookie) => self.copy_state(cookie)?,
             Event::ChangeConfiguration { members, cookie } => {
                 let id = self.next_cookie;
                 self.next_cookie += 1;
@@ -462,6 +467,27 @@ impl<S: StateMachine> Engine<S> {
         written.map_err(|e| NodeError::Journal(format!("cannot persist the bootstrap set: {e}")))?;
         self.meet(members);
         self.callback(Callback::Bootstrapped)
+    }
+
+    /// Copies a member's checkpoint on a thread of its own; `state_copied` reports the end.
+    fn copy_state(&mut self, cookie: S::Cookie) -> Result<(), NodeError> {
+        let me = self.replica.id().clone();
+        let peers =
+            self.replica.configuration().members.members().iter().filter(|m| m.id != me).cloned().collect();
+        let (client, dir, callbacks) =
+            (self.learn.client(self.version), self.data_dir.clone(), self.callbacks.clone());
+        let pointers = self.replica.pointers();
+        let latest = (pointers.passed, pointers.max_ballot);
+        let seed = self.epoch.elapsed().as_nanos() as u64;
+        let copy = move || {
+            let copied = super::copy_state::copy_state(&client, peers, &dir, latest, seed);
+            let _ = callbacks.send(Callback::StateCopied { copied, cookie });
+        };
+        std::thread::Builder::new()
+            .name("rsl-copy-state".to_owned())
+            .spawn(copy)
+            .map(drop)
+            .map_err(NodeError::Thread)
     }
 
     /// Talks to the members of a new configuration it did not know.

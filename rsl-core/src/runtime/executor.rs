@@ -39,6 +39,11 @@ pub(super) enum Callback<C> {
         status: ResponseCode,
     },
     NotifyStatus(bool),
+    /// A copy of a member's checkpoint ended (its decree and path, if any).
+    StateCopied {
+        copied: Option<(Decree, PathBuf)>,
+        cookie: C,
+    },
     /// The bootstrap set is persisted: `notify_configuration_changed(None)`.
     Bootstrapped,
     PrimaryRecovered,
@@ -120,6 +125,10 @@ impl<S: StateMachine> Executor<S> {
             Callback::NotifyStatus(primary) => self.app.write().notify_status(primary),
             Callback::PrimaryRecovered => self.app.write().notify_primary_recovered(),
             Callback::Bootstrapped => self.app.write().notify_configuration_changed(None),
+            Callback::StateCopied { copied, cookie } => {
+                let (decree, path) = copied.map_or((Decree(0), None), |(d, p)| (d, Some(p)));
+                self.app.read().state_copied(decree, path.as_deref(), cookie)
+            }
             Callback::CanBecomePrimary => {
                 let answer = self.app.read().can_become_primary();
                 let _ = self.engine.send(Event::CanBecomePrimary(answer));
@@ -187,6 +196,7 @@ impl<S: StateMachine> Executor<S> {
         self.published.saving_checkpoint.store(false, Ordering::Release);
         match saved {
             Ok(Some(path)) => {
+                self.published.checkpointed.fetch_max(decree.0, Ordering::AcqRel);
                 app.state_saved(decree, &path);
                 self.clean_up();
             }

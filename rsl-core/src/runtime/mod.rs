@@ -23,6 +23,7 @@
 //! exchange is a message on a channel.
 
 mod config;
+mod copy_state;
 mod engine;
 mod executor;
 mod journal;
@@ -60,6 +61,8 @@ pub(crate) struct Published {
     pub executed: AtomicU64,
     pub shutting_down: AtomicBool,
     pub saving_checkpoint: AtomicBool,
+    /// The newest checkpoint saved since start (status answers name it).
+    pub checkpointed: AtomicU64,
     pub allow_save_state: AtomicBool,
     /// Peer messages and learned votes the core refused.
     pub refused: AtomicU64,
@@ -82,6 +85,7 @@ impl Default for Published {
             executed: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             saving_checkpoint: AtomicBool::new(false),
+            checkpointed: AtomicU64::new(0),
             allow_save_state: AtomicBool::new(true),
             refused: AtomicU64::new(0),
             learned: AtomicU64::new(0),

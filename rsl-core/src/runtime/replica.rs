@@ -498,6 +498,19 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// Legacy `CopyStateFromReplica`: copies the newest checkpoint of a member (tried in
+    /// random order) that is at least as new as ours into this replica's directory, on a
+    /// thread of its own; `state_copied` reports the end. `ShuttingDown` once stopping.
+    pub fn copy_state_from_replica(&self, cookie: S::Cookie) -> Result<(), Refused<S::Cookie>> {
+        if self.published.shutting_down.load(Ordering::Acquire) {
+            return Err((ResponseCode::ShuttingDown, cookie));
+        }
+        self.events.send(Event::CopyState(cookie)).map_err(|e| match e.into_inner() {
+            Event::CopyState(cookie) => (ResponseCode::ShuttingDown, cookie),
+            _ => unreachable!("the event sent is a CopyState"),
+        })
+    }
+
     /// Legacy `ChangeConfiguration` (primary only): proposes `members` as the next
     /// configuration once every decree in flight is chosen, as a decree of its own.
     /// `notify_configuration_changed(Some(cookie))` follows once it executes, or

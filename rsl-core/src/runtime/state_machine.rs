@@ -69,6 +69,11 @@ pub trait StateMachine: Send + Sync + 'static {
     /// Shared. The checkpoint of `decree` is in place at `path`.
     fn state_saved(&self, _decree: Decree, _path: &Path) {}
 
+    /// Shared. The end of a [`super::Replica::copy_state_from_replica`]: the checkpoint of
+    /// `decree` copied to `path`, or `None` (and decree 0) when no member had one as new
+    /// as ours. The live state is unchanged; the copy is loaded at the next start.
+    fn state_copied(&self, _decree: Decree, _path: Option<&Path>, _cookie: Self::Cookie) {}
+
     /// Exclusive. This replica became primary (after the first decree of its ballot was
     /// chosen) or stopped being primary (after every chosen decree executed and every
     /// pending request was aborted). Not called at start or on shutdown.
