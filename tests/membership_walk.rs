@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -36,18 +37,27 @@ struct Status {
     members: String,
     /// It declined the last replica-set change it was told (it was not primary).
     declined: bool,
+    /// It restarted in-process on a member's checkpoint.
+    reloaded: bool,
     last: String,
 }
 
 struct Node {
     child: Child,
     stdin: Option<ChildStdin>,
+    /// Options beyond the common ones, for a restart.
+    extra: &'static [&'static str],
 }
 
-fn start(dir: &Path, id: usize, lines: &Sender<(usize, String)>) -> Node {
+/// The two tests share 127.0.0.1–5 and the machine: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn start(dir: &Path, id: usize, lines: &Sender<(usize, String)>, extra: &'static [&'static str]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rsl"))
         .args(["node", "--id", &id.to_string(), "--members", "3", "--inflight", "16", "--status-ms", "100"])
-        .args(["--election-delay-ms", "300", "--heartbeat-ms", "50", "--base-port", BASE_PORT, "--dir"])
+        .args(["--election-delay-ms", "300", "--heartbeat-ms", "50", "--base-port", BASE_PORT])
+        .args(extra)
+        .arg("--dir")
         .arg(dir.join(id.to_string()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -62,7 +72,7 @@ fn start(dir: &Path, id: usize, lines: &Sender<(usize, String)>) -> Node {
         }
     });
     let stdin = child.stdin.take();
-    Node { child, stdin }
+    Node { child, stdin, extra }
 }
 
 /// Reads status lines until `done` holds, or panics naming `what` after [`WAIT`].
@@ -88,6 +98,7 @@ fn until(
         s.configuration = field(&line, "config").unwrap_or(s.configuration);
         s.members = text(&line, "members").map_or(s.members.clone(), str::to_owned);
         s.declined |= line.contains(" declines members ");
+        s.reloaded |= line.contains(" reloads checkpoint ");
         s.last = line;
     }
 }
@@ -136,15 +147,16 @@ fn kill_and_restart(nodes: &mut [Node], dir: &Path, id: usize, tx: &Sender<(usiz
     let node = &mut nodes[id - 1];
     node.child.kill().unwrap();
     node.child.wait().unwrap();
-    *node = start(dir, id, tx);
+    *node = start(dir, id, tx, node.extra);
 }
 
 #[test]
 fn a_set_walks_through_the_legacy_migration_script_with_restarts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("rsl-walk-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (tx, lines) = channel();
-    let mut nodes: Vec<Node> = (1..=NODES).map(|id| start(&dir, id, &tx)).collect();
+    let mut nodes: Vec<Node> = (1..=NODES).map(|id| start(&dir, id, &tx, &[])).collect();
     let mut status = vec![Status::default(); NODES];
     until(&lines, &mut status, "a primary of {1,2,3} committing", |s| {
         s.iter().any(|s| s.primary && s.executed > 100)
@@ -195,5 +207,51 @@ fn a_set_walks_through_the_legacy_migration_script_with_restarts() {
     println!(
         "membership walk: 8 changes, 2 restarts; all five executed the same {requests} requests ({digest})"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Healing: a replica killed while its members checkpointed and dropped the logs it needs
+/// finds the decrees gone when it comes back, installs a member's checkpoint (it stops, and
+/// `rsl node` initializes it again in-process on the copy), survives another kill -9 and
+/// ends with the same state.
+#[test]
+fn a_replica_behind_its_members_logs_installs_their_checkpoint() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("rsl-behind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    const SMALL_LOGS: &[&str] =
+        &["--checkpoint-every", "200", "--max-log-mb", "1", "--max-logs", "1", "--request-bytes", "4096"];
+    let (tx, lines) = channel();
+    let mut nodes: Vec<Node> = (1..=3).map(|id| start(&dir, id, &tx, SMALL_LOGS)).collect();
+    let mut status = vec![Status::default(); 3];
+    until(&lines, &mut status, "a primary committing", |s| s.iter().any(|s| s.primary && s.executed > 100));
+    let down = (1..=3).find(|&m| !status[m - 1].primary).expect("a secondary");
+    nodes[down - 1].child.kill().unwrap();
+    nodes[down - 1].child.wait().unwrap();
+    // 4,000 requests of 4 KiB fill 16 logs of 1 MiB; each member keeps one after a checkpoint.
+    let from = status[down - 1].requests;
+    until(&lines, &mut status, "the others 4,000 requests further", |s| {
+        s.iter().enumerate().all(|(i, s)| i == down - 1 || s.requests > from + 4000)
+    });
+    nodes[down - 1] = start(&dir, down, &tx, SMALL_LOGS);
+    until(&lines, &mut status, "the restarted replica on a member's checkpoint", |s| s[down - 1].reloaded);
+    // Its journal now skips from its old decrees to those after the checkpoint: it must
+    // restart from it again (the checkpoint first) and keep up.
+    let from = status.iter().map(|s| s.executed).max().unwrap_or(0);
+    kill_and_restart(&mut nodes, &dir, down, &tx);
+    until(&lines, &mut status, "the replica back after a second kill", |s| s[down - 1].executed > from + 100);
+    tell(&mut nodes, "quiet");
+    until(&lines, &mut status, "equal state on all three", |s| {
+        s.iter().all(|x| x.digest == s[0].digest && !x.digest.is_empty())
+    });
+    for node in &mut nodes {
+        drop(node.stdin.take());
+    }
+    until(&lines, &mut status, "final lines", |s| s.iter().all(|x| x.last.contains(" final ")));
+    for node in &mut nodes {
+        assert!(node.child.wait().unwrap().success());
+    }
+    assert!(status.iter().all(|s| s.digest == status[0].digest && s.dups == 0), "{status:#?}");
+    println!("caught up by checkpoint: node {down}, all three at {} requests", status[0].requests);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,7 +21,10 @@
 //! stays TCP.
 //!
 //! With `--checkpoint-every N` the counter asks for a checkpoint after every N requests
-//! and loads the newest at start; without, the whole journal replays.
+//! and loads the newest at start; without, the whole journal replays. `--max-log-mb` and
+//! `--max-logs` bound the logs kept after a checkpoint. A replica that finds the decrees
+//! it needs gone from its members' logs installs their checkpoint and stops; the node
+//! prints `node N reloads checkpoint <decree>` and initializes it again in-process.
 //!
 //! An `--id` above `--members` starts outside the initial set ([`Replica::join`]): inactive
 //! until a replica-set change names it. Status lines end with `config=<number>
@@ -156,6 +159,7 @@ struct Options {
     status_ms: u64,
     checkpoint_every: u64,
     max_log_mb: u64,
+    max_logs: u64,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -177,6 +181,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         status_ms: 1000,
         checkpoint_every: 0,
         max_log_mb: RslConfig::default().max_log_len_mb,
+        max_logs: RslConfig::default().max_logs,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -203,6 +208,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--status-ms" => o.status_ms = number()?.max(10),
             "--checkpoint-every" => o.checkpoint_every = number()?,
             "--max-log-mb" => o.max_log_mb = number()?,
+            "--max-logs" => o.max_logs = number()?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -274,6 +280,7 @@ fn replica_config(o: &Options) -> Result<(MemberSet, Member, RslConfig), String>
             _ => TransportKind::Tcp,
         },
         max_log_len_mb: o.max_log_mb,
+        max_logs: o.max_logs,
         ..RslConfig::default()
     };
     Ok((members, member(o.base_port, o.id), config))
@@ -374,7 +381,7 @@ pub fn run(args: &[String]) -> ExitCode {
                 "rsl node: {e}\nusage: rsl node --id N --members 3 --dir D [--base-port P] \
                        [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--window 64] \
                        [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--status-ms 1000] \
-                       [--checkpoint-every 0] [--max-log-mb 100] [--transport tcp|shm|rdma] [--shm-dir D/shm] \
+                       [--checkpoint-every 0] [--max-log-mb 100] [--max-logs 10] [--transport tcp|shm|rdma] [--shm-dir D/shm] \
                        [--rdma-device NAME] [--rdma-port 1] [--rdma-gid-index 0]"
             );
             return ExitCode::from(2);
@@ -393,18 +400,15 @@ pub fn run(args: &[String]) -> ExitCode {
         checkpoint_every: o.checkpoint_every,
         id: o.id,
     };
-    let started = if members.contains(&me.id) {
-        Replica::initialize(&config, members, &me.id, Version::V7, counter)
-    } else {
-        Replica::join(&config, members, me, Version::V7, counter)
+    let start = |counter| {
+        let started = if members.contains(&me.id) {
+            Replica::initialize(&config, members.clone(), &me.id, Version::V7, counter)
+        } else {
+            Replica::join(&config, members.clone(), me.clone(), Version::V7, counter)
+        };
+        started.map_err(|e| eprintln!("rsl node {}: cannot start: {e}", o.id))
     };
-    let replica = match started {
-        Ok(replica) => replica,
-        Err(e) => {
-            eprintln!("rsl node {}: cannot start: {e}", o.id);
-            return ExitCode::FAILURE;
-        }
-    };
+    let Ok(mut replica) = start(counter) else { return ExitCode::FAILURE };
     let report =
         |r: &Replica<Counter>| r.read_state(|c| (r.current_sequence_number(), c.digest, c.requests, c.dups));
     let (executed, digest, ..) = report(&replica);
@@ -427,7 +431,22 @@ pub fn run(args: &[String]) -> ExitCode {
     let status_every = Duration::from_millis(o.status_ms);
     let mut ops = 0u64;
     let mut next_line = Instant::now() + status_every;
-    while replica.is_running() && !TERMINATED.load(Ordering::Relaxed) {
+    let mut stop = false;
+    while !stop && !TERMINATED.load(Ordering::Relaxed) {
+        if !replica.is_running() {
+            let Some(decree) = replica.installed_checkpoint() else { break };
+            // Legacy exits here for its restart to load the checkpoint; we restart in-process.
+            let counter = match replica.unload() {
+                Ok(counter) => counter,
+                Err(e) => {
+                    eprintln!("rsl node {}: replica failed: {e}", o.id);
+                    return ExitCode::FAILURE;
+                }
+            };
+            println!("node {} reloads checkpoint {decree}", o.id);
+            let Ok(restarted) = start(counter) else { return ExitCode::FAILURE };
+            replica = restarted;
+        }
         match commands.try_recv() {
             Ok(Command::Quiet) => load.quiet = true,
             Ok(Command::Members(ids)) => match member_set(o.base_port, &ids) {
@@ -438,7 +457,7 @@ pub fn run(args: &[String]) -> ExitCode {
                 },
                 Err(e) => eprintln!("rsl node: members {ids}: {e}"),
             },
-            Ok(Command::Stop) => break,
+            Ok(Command::Stop) => stop = true,
             Err(_) => {}
         }
         load.refill(&replica);

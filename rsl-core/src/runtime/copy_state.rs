@@ -39,6 +39,21 @@ pub(super) fn copy_state(
     None
 }
 
+/// The checkpoint of the member at `addr` if it covers `first` (a decree this replica
+/// needs and the member no longer logs), installed in `dir`.
+pub(super) fn copy_past(
+    client: &LearnClient,
+    addr: SocketAddr,
+    first: Decree,
+    dir: &Path,
+) -> Option<(Decree, PathBuf)> {
+    let status = client.fetch_status(addr, first, Ballot::default()).ok()?;
+    let theirs = status.checkpointed_decree;
+    (theirs >= first).then(|| install(client, addr, theirs, dir)).and_then(|installed| {
+        installed.map_err(|e| tracing::warn!("cannot install checkpoint {theirs}: {e}")).ok()
+    })
+}
+
 /// Fetches `<decree>.codex` into `Temp/`, verifies every block, and moves it in place.
 fn install(
     client: &LearnClient,

@@ -76,6 +76,9 @@ pub(super) enum Event<C> {
     },
     /// Legacy `CopyStateFromReplica`, from the handle.
     CopyState(C),
+    /// The decrees this replica needs are gone from its members' logs: a member's
+    /// checkpoint of this decree was installed instead, for the next start to load.
+    CheckpointInstalled(Decree),
     /// Legacy `ChangeConfiguration`, from the handle.
     ChangeConfiguration {
         members: MemberSet,
@@ -210,6 +213,14 @@ impl<S: StateMachine> Engine<S> {
                 let _ = reply.send(verdict);
             }
             Event::CopyState(cookie) => self.copy_state(cookie)?,
+            Event::CheckpointInstalled(decree) => {
+                tracing::warn!(
+                    "the members' logs no longer hold the decrees this replica needs: it installed their \
+                     checkpoint {decree} and stops so that a restart loads it"
+                );
+                self.published.installed.store(decree.0, Ordering::Release);
+                self.shut_down(now)?;
+            }
             Event::ChangeConfiguration { members, cookie } => {
                 let id = self.next_cookie;
                 self.next_cookie += 1;
@@ -513,10 +524,20 @@ impl<S: StateMachine> Engine<S> {
         let client = self.learn.client(self.version);
         let reply = self.events_tx.clone();
         let peer = from.clone();
+        let dir = self.data_dir.clone();
         let spawned = addr.map(|addr| {
             std::thread::Builder::new().name("rsl-learn-fetch".to_owned()).spawn(move || {
                 let fetched = client.fetch_votes(addr, first);
+                let served = fetched.as_ref().is_ok_and(|records| !records.is_empty());
                 let votes = fetched.map(|records| learned_votes(&records, first)).unwrap_or_default();
+                // Nothing served for `first` by a member that checkpointed past it: the log
+                // that held it is gone. Legacy copies the checkpoint and restarts on it.
+                if !served {
+                    if let Some((decree, _)) = super::copy_state::copy_past(&client, addr, first, &dir) {
+                        let _ = reply.send(Event::CheckpointInstalled(decree));
+                        return;
+                    }
+                }
                 let _ = reply.send(Event::Learned { from: peer, votes });
             })
         });

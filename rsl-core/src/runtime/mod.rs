@@ -63,6 +63,8 @@ pub(crate) struct Published {
     pub saving_checkpoint: AtomicBool,
     /// The newest checkpoint saved since start (status answers name it).
     pub checkpointed: AtomicU64,
+    /// A member's checkpoint installed because the decrees needed were gone (0: none).
+    pub installed: AtomicU64,
     pub allow_save_state: AtomicBool,
     /// Peer messages and learned votes the core refused.
     pub refused: AtomicU64,
@@ -86,6 +88,7 @@ impl Default for Published {
             shutting_down: AtomicBool::new(false),
             saving_checkpoint: AtomicBool::new(false),
             checkpointed: AtomicU64::new(0),
+            installed: AtomicU64::new(0),
             allow_save_state: AtomicBool::new(true),
             refused: AtomicU64::new(0),
             learned: AtomicU64::new(0),

@@ -655,6 +655,14 @@ impl<S: StateMachine> Replica<S> {
         self.recovered_records
     }
 
+    /// Set when the replica stopped because the decrees it needed were gone from its
+    /// members' logs: it installed a member's checkpoint of this decree instead (legacy
+    /// exits the process here). `unload` returns the application; initializing it again
+    /// loads the checkpoint and the replica catches up from there.
+    pub fn installed_checkpoint(&self) -> Option<Decree> {
+        Some(Decree(self.published.installed.load(Ordering::Acquire))).filter(|d| d.0 > 0)
+    }
+
     /// Whether the replica is running (false after a relinquish, an unload or a failure).
     pub fn is_running(&self) -> bool {
         self.threads.as_ref().is_some_and(|t| !t.engine.is_finished())
