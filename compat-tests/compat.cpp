@@ -380,7 +380,7 @@ public:
     std::atomic<bool> copied{false}, copied_consistent{false};
     std::atomic<unsigned long long> copied_seq{0};
     void StateCopied(unsigned long long seqNo, const char* fileName, void* cookie) override {
-        CHECK(cookie != NULL);
+        if (cookie == NULL) return;  // a primary's own copy of a secondary's checkpoint
         copied_seq = seqNo;
         copied_consistent = (seqNo == 0) == (fileName == NULL) && (fileName == NULL || strstr(fileName, ".codex"));
         copied = true;

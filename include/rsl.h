@@ -3,9 +3,8 @@
 // exports only C symbols. Callbacks reach the virtuals through noexcept trampolines.
 //
 // Differences from legacy, all deliberate:
-// - Not built: Join / DefunctConfiguration, so a replica that needs decrees its peers no
-//   longer log cannot join (copy a checkpoint with CopyStateFromReplica and restart it),
-//   and the primary's automatic checkpoint copy (secondaries save their own).
+// - Not built: Join / JoinRequest / DefunctConfiguration messages, so a replica that never
+//   took the bootstrap cannot join a configuration past the first.
 // - SetThumbprintsForSsl / SetSubjectNamesForSsl return false (and log why) on a bad
 //   thumbprint or a missing certificate, where legacy returned true.
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter

@@ -25,7 +25,7 @@ enum Heard {
     Saved(u64),
     Loaded(Option<u64>),
     ConfigurationChanged(Option<u64>),
-    Copied { decree: u64, path: Option<PathBuf>, cookie: u64 },
+    Copied { decree: u64, path: Option<PathBuf>, cookie: Option<u64> },
     ChangeAborted { status: ResponseCode, cookie: u64 },
     ShutDown,
 }
@@ -102,7 +102,7 @@ impl StateMachine for Summer {
         let _ = self.heard.send(Heard::Status(is_primary));
     }
 
-    fn state_copied(&self, decree: Decree, path: Option<&Path>, cookie: u64) {
+    fn state_copied(&self, decree: Decree, path: Option<&Path>, cookie: Option<u64>) {
         let _ = self.heard.send(Heard::Copied { decree: decree.0, path: path.map(Path::to_owned), cookie });
     }
 
@@ -182,7 +182,7 @@ fn start_with(
 }
 
 /// Waits for the next callback matching `want`, skipping others.
-fn expect(node: &Node, what: &str, want: impl Fn(&Heard) -> bool) -> Heard {
+fn expect(node: &Node, what: &str, mut want: impl FnMut(&Heard) -> bool) -> Heard {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -509,7 +509,7 @@ fn copy_state_from_replica_copies_a_members_newer_checkpoint() {
     let copied = |node: &Node| expect(node, "state copied", |h| matches!(h, Heard::Copied { .. }));
     // No member has a checkpoint yet: nothing to copy.
     nodes[2].replica.copy_state_from_replica(1).unwrap();
-    assert_eq!(copied(&nodes[2]), Heard::Copied { decree: 0, path: None, cookie: 1 });
+    assert_eq!(copied(&nodes[2]), Heard::Copied { decree: 0, path: None, cookie: Some(1) });
     let p = primary(&nodes, None);
     nodes[p].replica.replicate_request(&value(5), 5).unwrap();
     let Heard::Saved(saved) = expect(&nodes[0], "a checkpoint", |h| matches!(h, Heard::Saved(_))) else {
@@ -518,7 +518,7 @@ fn copy_state_from_replica_copies_a_members_newer_checkpoint() {
     expect(&nodes[1], "a checkpoint", |h| *h == Heard::Saved(saved));
     nodes[2].replica.copy_state_from_replica(2).unwrap();
     let path = dir.join("3").join(format!("{saved}.codex"));
-    assert_eq!(copied(&nodes[2]), Heard::Copied { decree: saved, path: Some(path.clone()), cookie: 2 });
+    assert_eq!(copied(&nodes[2]), Heard::Copied { decree: saved, path: Some(path.clone()), cookie: Some(2) });
     // The live state is unchanged; the copy is what the next start loads.
     drop(nodes);
     let node = start(&dir, &members, "3", None);
@@ -665,7 +665,13 @@ fn full_logs_make_secondaries_checkpoint_and_covered_logs_go() {
     let dir = temp_dir("rotation");
     let members = members();
     // 1 MiB logs (± 20 %), 2 checkpoints and 1 log kept: 8 MiB of requests rotate often.
-    let config = RslConfig { max_log_len_mb: 1, max_checkpoints: 2, max_logs: 1, ..config(&dir) };
+    let config = RslConfig {
+        max_log_len_mb: 1,
+        max_checkpoints: 2,
+        max_logs: 1,
+        c_p_query_retry_interval_sec: 1,
+        ..config(&dir)
+    };
     let nodes: Vec<Node> =
         ["1", "2", "3"].iter().map(|id| start_with(&config, &members, id, None, Version::V7)).collect();
     let p = primary(&nodes, None);
@@ -693,6 +699,30 @@ fn full_logs_make_secondaries_checkpoint_and_covered_logs_go() {
     };
     assert!(files("codex") <= 2, "m_maxCheckpoints");
     assert!(files("log") <= 3, "covered logs are removed, {} remain", files("log"));
+    // The primary saved none: it copied a secondary's (no cookie), and its full logs went.
+    let mut saved_by_primary = false;
+    let copied = expect(&nodes[p], "the primary's copy", |h| {
+        saved_by_primary |= matches!(h, Heard::Saved(_));
+        matches!(h, Heard::Copied { .. })
+    });
+    assert!(
+        matches!(copied, Heard::Copied { decree, path: Some(_), cookie: None } if decree > 0),
+        "{copied:?}"
+    );
+    let primary_logs = || {
+        let dir = dir.join(nodes[p].replica.id().as_str());
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().unwrap_or_default() == "log")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while primary_logs() > 3 {
+        assert!(Instant::now() < deadline, "the primary keeps {} logs", primary_logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    saved_by_primary |= nodes[p].heard.try_iter().any(|h| matches!(h, Heard::Saved(_)));
+    assert!(!saved_by_primary, "a primary with peers does not stall to save");
     // The secondary restarts from its newest checkpoint and the logs after it.
     let mut nodes = nodes;
     let secondary = nodes.remove(s);

@@ -52,7 +52,8 @@ pub struct RslCallbacks {
     pub notify_configuration_changed: Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>,
     /// Legacy `AbortChangeConfiguration`: (userdata, legacy response code, cookie).
     pub abort_change_configuration: Option<unsafe extern "C" fn(*mut c_void, u32, *mut c_void)>,
-    /// Legacy `StateCopied`: (userdata, decree, path of the copy or null, cookie).
+    /// Legacy `StateCopied`: (userdata, decree, path of the copy or null, cookie; null for
+    /// the primary's own copy of a secondary's checkpoint).
     pub state_copied: Option<unsafe extern "C" fn(*mut c_void, u64, *const c_char, *mut c_void)>,
 }
 
@@ -175,12 +176,13 @@ impl StateMachine for Host {
         unsafe { f(self.0.userdata, id.as_ptr(), primary_cookie.as_ptr(), primary_cookie.len()) }
     }
 
-    fn state_copied(&self, decree: Decree, path: Option<&Path>, cookie: Cookie) {
+    fn state_copied(&self, decree: Decree, path: Option<&Path>, cookie: Option<Cookie>) {
         let Some(f) = self.0.state_copied else { return };
         let path = path.and_then(|p| CString::new(p.to_string_lossy().as_bytes()).ok());
         let path_ptr = path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
+        let cookie = cookie.map_or(std::ptr::null_mut(), |c| c.0);
         // SAFETY: the path string (or null) lives through the call; the cookie is the host's.
-        unsafe { f(self.0.userdata, decree.0, path_ptr, cookie.0) }
+        unsafe { f(self.0.userdata, decree.0, path_ptr, cookie) }
     }
 
     fn notify_configuration_changed(&mut self, cookie: Option<Cookie>) {

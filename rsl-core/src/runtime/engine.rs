@@ -9,6 +9,7 @@
 //! are not trusted. A refusal of the runtime's own input is a bug and stops the engine
 //! with [`NodeError::Core`].
 
+use super::copy_state::Copier;
 use super::executor::Callback;
 use super::journal::{Writer, Writes};
 use super::state_machine::{ResponseCode, StateMachine};
@@ -116,8 +117,10 @@ pub(super) struct Engine<S: StateMachine> {
     pub promote_while_catching_up: bool,
     pub published: Arc<Published>,
     pub transport: Box<dyn Transport>,
-    /// Where the bootstrap checkpoint goes.
+    /// Where the bootstrap checkpoint and copied checkpoints go.
     pub data_dir: PathBuf,
+    /// `m_cPQueryRetryIntervalSec`: how often a primary asks for a checkpoint to copy.
+    pub copy_retry: Duration,
     /// Every member of every configuration this replica knew, for their learn ports (a
     /// replica learns from a newer configuration's members too).
     pub known: Vec<Member>,
@@ -235,8 +238,14 @@ impl<S: StateMachine> Engine<S> {
             Event::JournalFailed(e) => return Err(NodeError::Journal(e)),
             Event::Executed(decree) => self.step(now, Input::Executed(decree))?,
             // Legacy: secondaries checkpoint when a log fills; the primary does not stall.
-            Event::LogRotated if !self.replica.is_primary() => self.callback(Callback::CheckpointDue)?,
-            Event::LogRotated => {}
+            // Legacy: secondaries, and a primary alone, checkpoint when a log fills; a primary
+            // with peers copies one.
+            Event::LogRotated
+                if self.replica.is_primary() && self.replica.configuration().members.len() > 1 =>
+            {
+                self.copy_from_secondary()?
+            }
+            Event::LogRotated => self.callback(Callback::CheckpointDue)?,
             Event::CanBecomePrimary(cookie) => {
                 self.step(now, Input::CanBecomePrimary(cookie.map(Bytes::from)))?
             }
@@ -482,23 +491,53 @@ impl<S: StateMachine> Engine<S> {
 
     /// Copies a member's checkpoint on a thread of its own; `state_copied` reports the end.
     fn copy_state(&mut self, cookie: S::Cookie) -> Result<(), NodeError> {
-        let me = self.replica.id().clone();
-        let peers =
-            self.replica.configuration().members.members().iter().filter(|m| m.id != me).cloned().collect();
-        let (client, dir, callbacks) =
-            (self.learn.client(self.version), self.data_dir.clone(), self.callbacks.clone());
-        let pointers = self.replica.pointers();
-        let latest = (pointers.passed, pointers.max_ballot);
+        let (copier, peers, callbacks) = (self.copier(), self.peers(), self.callbacks.clone());
         let seed = self.epoch.elapsed().as_nanos() as u64;
         let copy = move || {
-            let copied = super::copy_state::copy_state(&client, peers, &dir, latest, seed);
-            let _ = callbacks.send(Callback::StateCopied { copied, cookie });
+            let copied = copier.newest_of(peers, Decree(0), seed);
+            let _ = callbacks.send(Callback::StateCopied { copied, cookie: Some(cookie) });
         };
         std::thread::Builder::new()
             .name("rsl-copy-state".to_owned())
             .spawn(copy)
             .map(drop)
             .map_err(NodeError::Thread)
+    }
+
+    /// Legacy §4.6: a primary with peers does not stall to save a checkpoint when its log
+    /// fills; it copies a secondary's that covers the full log (asking every
+    /// `m_cPQueryRetryIntervalSec` until one has), so that log can go.
+    fn copy_from_secondary(&mut self) -> Result<(), NodeError> {
+        if self.published.copying_checkpoint.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (copier, peers, callbacks) = (self.copier(), self.peers(), self.callbacks.clone());
+        let (published, retry) = (Arc::clone(&self.published), self.copy_retry);
+        let at_least = Decree(published.executed.load(Ordering::Acquire));
+        let seed = self.epoch.elapsed().as_nanos() as u64;
+        let copy = move || {
+            while !published.shutting_down.load(Ordering::Acquire) {
+                if let Some(copied) = copier.newest_of(peers.clone(), at_least, seed) {
+                    let _ = callbacks.send(Callback::StateCopied { copied: Some(copied), cookie: None });
+                    break;
+                }
+                std::thread::sleep(retry);
+            }
+            published.copying_checkpoint.store(false, Ordering::Release);
+        };
+        let spawned = std::thread::Builder::new().name("rsl-copy-checkpoint".to_owned()).spawn(copy);
+        spawned.map(drop).map_err(NodeError::Thread)
+    }
+
+    fn copier(&self) -> Copier {
+        let ballot = self.replica.pointers().max_ballot;
+        Copier { client: self.learn.client(self.version), dir: self.data_dir.clone(), ballot }
+    }
+
+    /// The other members of the configuration.
+    fn peers(&self) -> Vec<Member> {
+        let me = self.replica.id();
+        self.replica.configuration().members.members().iter().filter(|m| m.id != *me).cloned().collect()
     }
 
     /// Talks to the members of a new configuration it did not know.
@@ -521,10 +560,10 @@ impl<S: StateMachine> Engine<S> {
     fn fetch_votes(&mut self, now: u64, from: MemberId, first: Decree) -> Result<(), NodeError> {
         let member = self.known.iter().find(|m| m.id == from);
         let addr = member.map(|m| SocketAddr::from((member_addr(m.ip), m.learn_port)));
+        let copier = self.copier();
         let client = self.learn.client(self.version);
         let reply = self.events_tx.clone();
         let peer = from.clone();
-        let dir = self.data_dir.clone();
         let spawned = addr.map(|addr| {
             std::thread::Builder::new().name("rsl-learn-fetch".to_owned()).spawn(move || {
                 let fetched = client.fetch_votes(addr, first);
@@ -533,7 +572,7 @@ impl<S: StateMachine> Engine<S> {
                 // Nothing served for `first` by a member that checkpointed past it: the log
                 // that held it is gone. Legacy copies the checkpoint and restarts on it.
                 if !served {
-                    if let Some((decree, _)) = super::copy_state::copy_past(&client, addr, first, &dir) {
+                    if let Some((decree, _)) = copier.past(addr, first) {
                         let _ = reply.send(Event::CheckpointInstalled(decree));
                         return;
                     }

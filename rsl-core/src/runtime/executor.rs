@@ -39,10 +39,11 @@ pub(super) enum Callback<C> {
         status: ResponseCode,
     },
     NotifyStatus(bool),
-    /// A copy of a member's checkpoint ended (its decree and path, if any).
+    /// A copy of a member's checkpoint ended (its decree and path, if any): asked by the
+    /// application (`cookie`), or the primary's own when its log filled.
     StateCopied {
         copied: Option<(Decree, PathBuf)>,
-        cookie: C,
+        cookie: Option<C>,
     },
     /// The bootstrap set is persisted: `notify_configuration_changed(None)`.
     Bootstrapped,
@@ -127,7 +128,12 @@ impl<S: StateMachine> Executor<S> {
             Callback::Bootstrapped => self.app.write().notify_configuration_changed(None),
             Callback::StateCopied { copied, cookie } => {
                 let (decree, path) = copied.map_or((Decree(0), None), |(d, p)| (d, Some(p)));
-                self.app.read().state_copied(decree, path.as_deref(), cookie)
+                self.published.checkpointed.fetch_max(decree.0, Ordering::AcqRel);
+                let automatic = cookie.is_none();
+                self.app.read().state_copied(decree, path.as_deref(), cookie);
+                if automatic {
+                    self.clean_up(); // the copy covers the full logs
+                }
             }
             Callback::CanBecomePrimary => {
                 let answer = self.app.read().can_become_primary();

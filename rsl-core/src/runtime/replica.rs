@@ -315,6 +315,7 @@ impl<S: StateMachine> Replica<S> {
             published: Arc::clone(&published),
             transport,
             data_dir,
+            copy_retry: Duration::from_secs(config.c_p_query_retry_interval_sec),
             known,
             learn,
             writer,

@@ -69,10 +69,12 @@ pub trait StateMachine: Send + Sync + 'static {
     /// Shared. The checkpoint of `decree` is in place at `path`.
     fn state_saved(&self, _decree: Decree, _path: &Path) {}
 
-    /// Shared. The end of a [`super::Replica::copy_state_from_replica`]: the checkpoint of
-    /// `decree` copied to `path`, or `None` (and decree 0) when no member had one as new
-    /// as ours. The live state is unchanged; the copy is loaded at the next start.
-    fn state_copied(&self, _decree: Decree, _path: Option<&Path>, _cookie: Self::Cookie) {}
+    /// Shared. A member's checkpoint of `decree` was copied to `path`: the end of a
+    /// [`super::Replica::copy_state_from_replica`] (with its cookie; `None` and decree 0
+    /// when no member had one as new as ours), or a primary's own copy of a secondary's
+    /// checkpoint when its log filled (no cookie). The live state is unchanged; the copy is
+    /// loaded at the next start.
+    fn state_copied(&self, _decree: Decree, _path: Option<&Path>, _cookie: Option<Self::Cookie>) {}
 
     /// Exclusive. This replica became primary (after the first decree of its ballot was
     /// chosen) or stopped being primary (after every chosen decree executed and every

@@ -19,7 +19,7 @@ pub use dir::{list_checkpoints, restore_newest, retain_newest, Rejected, Restore
 pub use header::{
     CheckpointConfiguration, CheckpointHeader, BLOCK_CHECKSUM_LEN, DEFAULT_BLOCK_SIZE, PAGE_SIZE,
 };
-pub use rewrite::change_replica_set;
+pub use rewrite::{change_replica_set, rewrite};
 pub use stream::{CheckpointReader, CheckpointWriter};
 
 use crate::wire::{DecodeError, EncodeError};

@@ -18,30 +18,42 @@ pub fn change_replica_set(
     members: Vec<Member>,
     version: Option<Version>,
 ) -> Result<(), SaveError> {
-    let mut reader = CheckpointReader::open(path).map_err(SaveError::Verify)?;
-    let old = reader.header().clone();
-    let version = version.unwrap_or(old.version);
-    if version < Version::V3 {
-        return Err(SaveError::Encode(EncodeError::NotInVersion { field: "a replica set", version }));
-    }
-    MemberSet::new(members.clone(), Bytes::new())
-        .map_err(|_| SaveError::Encode(EncodeError::Invalid("the member set does not verify")))?;
-    let configuration = match old.configuration {
-        Some(c) => CheckpointConfiguration { members, ..c },
-        None => {
-            CheckpointConfiguration { number: 1, initial_decree: Decree(0), members, cookie: Bytes::new() }
+    rewrite(path, |old| {
+        let version = version.unwrap_or(old.version);
+        if version < Version::V3 {
+            return Err(SaveError::Encode(EncodeError::NotInVersion { field: "a replica set", version }));
         }
-    };
-    let next_vote = WireVote::from_core(&old.next_vote.into_core(), version);
-    let new_blocks = version >= Version::V4 && old.version < Version::V4;
-    let header = CheckpointHeader {
-        version,
-        configuration: Some(configuration),
-        block_size: if new_blocks { DEFAULT_BLOCK_SIZE } else { old.block_size },
-        state_saved: old.state_saved || old.version < Version::V4,
-        next_vote,
-        ..old
-    };
+        MemberSet::new(members.clone(), Bytes::new())
+            .map_err(|_| SaveError::Encode(EncodeError::Invalid("the member set does not verify")))?;
+        let configuration = match &old.configuration {
+            Some(c) => CheckpointConfiguration { members, ..c.clone() },
+            None => CheckpointConfiguration {
+                number: 1,
+                initial_decree: Decree(0),
+                members,
+                cookie: Bytes::new(),
+            },
+        };
+        let next_vote = WireVote::from_core(&old.next_vote.clone().into_core(), version);
+        let new_blocks = version >= Version::V4 && old.version < Version::V4;
+        Ok(CheckpointHeader {
+            version,
+            configuration: Some(configuration),
+            block_size: if new_blocks { DEFAULT_BLOCK_SIZE } else { old.block_size },
+            state_saved: old.state_saved || old.version < Version::V4,
+            next_vote,
+            ..old.clone()
+        })
+    })
+}
+
+/// Rewrites `path` under the header `header` makes of the old one, the payload copied.
+pub fn rewrite(
+    path: &Path,
+    header: impl FnOnce(&CheckpointHeader) -> Result<CheckpointHeader, SaveError>,
+) -> Result<(), SaveError> {
+    let mut reader = CheckpointReader::open(path).map_err(SaveError::Verify)?;
+    let header = header(reader.header())?;
     let mut writer = CheckpointWriter::create_file(path, header)?;
     loop {
         match reader.get_data_pointer(usize::MAX) {
