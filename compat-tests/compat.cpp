@@ -435,13 +435,29 @@ static RSLConfigParam fast_config(const std::string& dir, long long election_del
     return cfg;
 }
 
+static RSLNodeCollection three_members() {
+    RSLNodeCollection members;
+    for (int i = 1; i <= 3; i++) members.Append(make_node(i));
+    return members;
+}
+
+// The index of the replica that announced itself primary, or -1 (a failed check) if none did.
+static int primary_of(Counter (&nodes)[3]) {
+    int p = -1;
+    CHECK(wait_for([&] {
+        for (int i = 0; i < 3; i++)
+            if (nodes[i].primary) p = i;
+        return p >= 0;
+    }));
+    return p;
+}
+
 static void test_cluster() {
     std::string dir = temp_dir("cluster");
     RSLConfigParam cfg = fast_config(dir, 2);
     cfg.m_fastReadSeqThreshold = 5;
     cfg.m_maxCheckpoints = 2;
-    RSLNodeCollection members;
-    for (int i = 1; i <= 3; i++) members.Append(make_node(i));
+    RSLNodeCollection members = three_members();
 
     // An out-of-range value fails Initialize and reaches the log callback.
     RSLConfigParam bad = cfg;
@@ -459,12 +475,7 @@ static void test_cluster() {
         CHECK(nodes[i].Initialize(&cfg, members, members[i], RSLProtocolVersion_6, true, spawn));
         CHECK(nodes[i].loaded == -1);
     }
-    int p = -1;
-    CHECK(wait_for([&] {
-        for (int i = 0; i < 3; i++)
-            if (nodes[i].primary) p = i;
-        return p >= 0;
-    }));
+    int p = primary_of(nodes);
     if (p < 0) return;
     Counter& primary = nodes[p];
     Counter& secondary = nodes[(p + 1) % 3];
@@ -586,8 +597,7 @@ static void test_single_replica_and_checkpoint_control() {
 static void test_vetoes() {
     std::string dir = temp_dir("veto");
     RSLConfigParam cfg = fast_config(dir, 1);
-    RSLNodeCollection members;
-    for (int i = 1; i <= 3; i++) members.Append(make_node(i));
+    RSLNodeCollection members = three_members();
     Counter nodes[3];
     for (int i = 0; i < 3; i++) {
         nodes[i].may_lead = i == 2;
@@ -621,16 +631,10 @@ static void test_vetoes() {
 static void test_change_configuration() {
     std::string dir = temp_dir("change");
     RSLConfigParam cfg = fast_config(dir, 1);
-    RSLNodeCollection members;
-    for (int i = 1; i <= 3; i++) members.Append(make_node(i));
+    RSLNodeCollection members = three_members();
     Counter nodes[3];
     for (int i = 0; i < 3; i++) CHECK(nodes[i].Initialize(&cfg, members, members[i], RSLProtocolVersion_6, false, spawn));
-    int p = -1;
-    CHECK(wait_for([&] {
-        for (int i = 0; i < 3; i++)
-            if (nodes[i].primary) p = i;
-        return p >= 0;
-    }));
+    int p = primary_of(nodes);
     if (p < 0) return;
     int removed = (p + 2) % 3, kept = (p + 1) % 3;
     RSLNodeCollection two;
@@ -684,8 +688,7 @@ static void test_change_configuration() {
 static void test_bootstrap() {
     std::string dir = temp_dir("bootstrap");
     RSLConfigParam cfg = fast_config(dir, 1);
-    RSLNodeCollection members;
-    for (int i = 1; i <= 3; i++) members.Append(make_node(i));
+    RSLNodeCollection members = three_members();
     Counter old_version;
     CHECK(!old_version.Initialize(&cfg, members[0], RSLProtocolVersion_3, false, spawn));
     Counter nodes[3];
@@ -704,12 +707,7 @@ static void test_bootstrap() {
         CHECK(wait_for([&] { return nodes[i].config_changes.load() == 1; }));
         CHECK(nodes[i].GetConfiguration(&now, &number) && number == 1 && now.GetNumMembers() == 3);
     }
-    int p = -1;
-    CHECK(wait_for([&] {
-        for (int i = 0; i < 3; i++)
-            if (nodes[i].primary) p = i;
-        return p >= 0;
-    }));
+    int p = primary_of(nodes);
     if (p < 0) return;
     unsigned long long five = 5;
     CHECK(nodes[p].ReplicateRequest(&five, sizeof(five), &five) == RSLSuccess);

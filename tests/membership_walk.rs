@@ -142,6 +142,28 @@ fn change(
     }
 }
 
+/// Stops the load, waits until every node holds the same state (executed decrees differ
+/// by the heartbeats in flight; the state must not), ends them cleanly, and checks that
+/// they executed the same requests and none twice.
+fn finish(nodes: &mut [Node], lines: &Receiver<(usize, String)>, status: &mut [Status]) {
+    tell(nodes, "quiet");
+    until(lines, status, "equal state on every node", |s| {
+        s.iter().all(|x| x.digest == s[0].digest && !x.digest.is_empty())
+    });
+    for node in nodes.iter_mut() {
+        drop(node.stdin.take());
+    }
+    until(lines, status, "final lines", |s| s.iter().all(|x| x.last.contains(" final ")));
+    for node in nodes.iter_mut() {
+        assert!(node.child.wait().unwrap().success());
+    }
+    let (digest, requests) = (&status[0].digest, status[0].requests);
+    assert!(
+        status.iter().all(|s| &s.digest == digest && s.dups == 0 && s.requests == requests),
+        "{status:#?}"
+    );
+}
+
 /// kill -9 node `id` and start it again on its directory.
 fn kill_and_restart(nodes: &mut [Node], dir: &Path, id: usize, tx: &Sender<(usize, String)>) {
     let node = &mut nodes[id - 1];
@@ -185,24 +207,8 @@ fn a_set_walks_through_the_legacy_migration_script_with_restarts() {
     change(&mut nodes, &lines, &mut status, &[1, 2, 4], 8);
     change(&mut nodes, &lines, &mut status, &[1, 2, 3, 4, 5], 9);
 
-    tell(&mut nodes, "quiet");
-    // Executed decrees differ by the heartbeats in flight; the state must not.
-    until(&lines, &mut status, "equal state on all five", |s| {
-        s.iter().all(|x| x.digest == s[0].digest && !x.digest.is_empty())
-    });
-    for node in &mut nodes {
-        drop(node.stdin.take());
-    }
-    until(&lines, &mut status, "final lines", |s| s.iter().all(|x| x.last.contains(" final ")));
-    for node in &mut nodes {
-        assert!(node.child.wait().unwrap().success());
-    }
-    let digest = &status[0].digest;
-    let requests = status[0].requests;
-    assert!(
-        status.iter().all(|s| &s.digest == digest && s.dups == 0 && s.requests == requests),
-        "{status:#?}"
-    );
+    finish(&mut nodes, &lines, &mut status);
+    let (digest, requests) = (&status[0].digest, status[0].requests);
     assert!(requests > 0, "{status:#?}");
     println!(
         "membership walk: 8 changes, 2 restarts; all five executed the same {requests} requests ({digest})"
@@ -240,18 +246,7 @@ fn a_replica_behind_its_members_logs_installs_their_checkpoint() {
     let from = status.iter().map(|s| s.executed).max().unwrap_or(0);
     kill_and_restart(&mut nodes, &dir, down, &tx);
     until(&lines, &mut status, "the replica back after a second kill", |s| s[down - 1].executed > from + 100);
-    tell(&mut nodes, "quiet");
-    until(&lines, &mut status, "equal state on all three", |s| {
-        s.iter().all(|x| x.digest == s[0].digest && !x.digest.is_empty())
-    });
-    for node in &mut nodes {
-        drop(node.stdin.take());
-    }
-    until(&lines, &mut status, "final lines", |s| s.iter().all(|x| x.last.contains(" final ")));
-    for node in &mut nodes {
-        assert!(node.child.wait().unwrap().success());
-    }
-    assert!(status.iter().all(|s| s.digest == status[0].digest && s.dups == 0), "{status:#?}");
+    finish(&mut nodes, &lines, &mut status);
     println!("caught up by checkpoint: node {down}, all three at {} requests", status[0].requests);
     let _ = std::fs::remove_dir_all(&dir);
 }
