@@ -24,7 +24,12 @@ impl Copier {
     /// Asks `peers` in random order; copies the first checkpoint at least as new as ours
     /// and as `at_least`. Its decree and path, or `None` when no member had one (or every
     /// copy failed).
-    pub fn newest_of(&self, mut peers: Vec<Member>, at_least: Decree, seed: u64) -> Option<(Decree, PathBuf)> {
+    pub fn newest_of(
+        &self,
+        mut peers: Vec<Member>,
+        at_least: Decree,
+        seed: u64,
+    ) -> Option<(Decree, PathBuf)> {
         let ours =
             list_checkpoints(&self.dir).ok()?.iter().map(|(decree, _)| *decree).max().unwrap_or_default();
         let wanted = ours.max(at_least).max(Decree(1));

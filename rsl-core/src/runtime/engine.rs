@@ -205,10 +205,8 @@ impl<S: StateMachine> Engine<S> {
         match event {
             Event::Stop => self.shut_down(now)?,
             Event::Replicate { request, cookie, exclusive, last } => {
-                let id = self.next_cookie;
-                self.next_cookie += 1;
-                self.cookies.insert(id, cookie);
-                self.step(now, Input::Replicate { request, cookie: id, exclusive, last })?;
+                let cookie = self.hold(cookie);
+                self.step(now, Input::Replicate { request, cookie, exclusive, last })?;
             }
             Event::Bootstrap { members, reply } => {
                 let verdict = self.replica.step(now, Input::Bootstrap(members));
@@ -225,10 +223,8 @@ impl<S: StateMachine> Engine<S> {
                 self.shut_down(now)?;
             }
             Event::ChangeConfiguration { members, cookie } => {
-                let id = self.next_cookie;
-                self.next_cookie += 1;
-                self.cookies.insert(id, cookie);
-                self.step(now, Input::ChangeConfiguration { members, cookie: id })?;
+                let cookie = self.hold(cookie);
+                self.step(now, Input::ChangeConfiguration { members, cookie })?;
             }
             Event::Learned { from, votes } => {
                 self.published.learned.fetch_add(votes.len() as u64, Ordering::Relaxed);
@@ -237,7 +233,6 @@ impl<S: StateMachine> Engine<S> {
             Event::Persisted(token) => self.step(now, Input::Persisted(token))?,
             Event::JournalFailed(e) => return Err(NodeError::Journal(e)),
             Event::Executed(decree) => self.step(now, Input::Executed(decree))?,
-            // Legacy: secondaries checkpoint when a log fills; the primary does not stall.
             // Legacy: secondaries, and a primary alone, checkpoint when a log fills; a primary
             // with peers copies one.
             Event::LogRotated
@@ -265,6 +260,14 @@ impl<S: StateMachine> Engine<S> {
             Event::Pause(paused) => self.paused = paused,
         }
         Ok(())
+    }
+
+    /// Keeps the application's cookie until the core hands back the id it gets.
+    fn hold(&mut self, cookie: S::Cookie) -> Cookie {
+        let id = self.next_cookie;
+        self.next_cookie += 1;
+        self.cookies.insert(id, cookie);
+        id
     }
 
     /// A peer's message; Prepares and votes first go through `accept_message_from_replica`.
@@ -561,12 +564,11 @@ impl<S: StateMachine> Engine<S> {
         let member = self.known.iter().find(|m| m.id == from);
         let addr = member.map(|m| SocketAddr::from((member_addr(m.ip), m.learn_port)));
         let copier = self.copier();
-        let client = self.learn.client(self.version);
         let reply = self.events_tx.clone();
         let peer = from.clone();
         let spawned = addr.map(|addr| {
             std::thread::Builder::new().name("rsl-learn-fetch".to_owned()).spawn(move || {
-                let fetched = client.fetch_votes(addr, first);
+                let fetched = copier.client.fetch_votes(addr, first);
                 let served = fetched.as_ref().is_ok_and(|records| !records.is_empty());
                 let votes = fetched.map(|records| learned_votes(&records, first)).unwrap_or_default();
                 // Nothing served for `first` by a member that checkpointed past it: the log

@@ -96,8 +96,7 @@ impl<S: StateMachine> Replica<S> {
         version: Version,
         app: S,
     ) -> Result<Self, NodeError> {
-        let member = members.members().iter().find(|m| m.id == *me).cloned();
-        let member = member.ok_or_else(|| NodeError::NotAMember(me.clone()))?;
+        let member = member_of(&members, me)?;
         Self::start(config, Some(members), member, version, app, None)
     }
 
@@ -122,8 +121,10 @@ impl<S: StateMachine> Replica<S> {
     /// Like [`Replica::initialize`] for a replica outside `members` (the set the cluster
     /// started with): it stays inactive, answering status queries, until a replica-set
     /// change names it; then it learns every decree from the members' learn ports and takes
-    /// part. Their journals must still hold decree 1 (joining from a checkpoint is not
-    /// built). Restarted, it is a member of whichever configuration its journal reached.
+    /// part; when their logs no longer reach back that far, it installs a member's
+    /// checkpoint and stops, as any replica too far behind does
+    /// ([`Replica::installed_checkpoint`]). Restarted, it is a member of whichever
+    /// configuration its checkpoint and journal reached.
     pub fn join(
         config: &RslConfig,
         members: MemberSet,
@@ -144,8 +145,7 @@ impl<S: StateMachine> Replica<S> {
         app: S,
         transport: impl Transport,
     ) -> Result<Self, NodeError> {
-        let member = members.members().iter().find(|m| m.id == *me).cloned();
-        let member = member.ok_or_else(|| NodeError::NotAMember(me.clone()))?;
+        let member = member_of(&members, me)?;
         Self::start(config, Some(members), member, version, app, Some(Box::new(transport)))
     }
 
@@ -726,6 +726,11 @@ impl<S: StateMachine> Drop for Replica<S> {
             let _ = self.stop();
         }
     }
+}
+
+/// `me`'s entry in `members`.
+fn member_of(members: &MemberSet, me: &MemberId) -> Result<Member, NodeError> {
+    members.members().iter().find(|m| m.id == *me).cloned().ok_or_else(|| NodeError::NotAMember(me.clone()))
 }
 
 fn spawn<T: Send + 'static>(
