@@ -192,7 +192,8 @@ typedef struct RslCallbacks {
    */
   void (*abort_change_configuration)(void*, uint32_t, void*);
   /**
-   * Legacy `StateCopied`: (userdata, decree, path of the copy or null, cookie).
+   * Legacy `StateCopied`: (userdata, decree, path of the copy or null, cookie; null for
+   * the primary's own copy of a secondary's checkpoint).
    */
   void (*state_copied)(void*, uint64_t, const char*, void*);
 } RslCallbacks;
