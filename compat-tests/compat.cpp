@@ -306,7 +306,7 @@ public:
     unsigned long long sum = 0, executed = 0, with_cookie = 0, reads = 0, stale = 0, saved = 0;
     long long loaded = -1;  // -1: LoadState(NULL)
     std::atomic<bool> primary{false}, shut_down{false};
-    std::atomic<int> status_false{0}, aborts{0};
+    std::atomic<int> status_false{0}, aborts{0}, not_primary_aborts{0}, aborted_before_status_false{0};
     int before = 0, after = 0;
     unsigned long long save_at = 0;
     // Knobs for the veto and checkpoint-control scenarios.
@@ -347,6 +347,7 @@ public:
     }
     void AbortRequest(RSLResponseCode status, void*) override {
         if (status == RSLFastReadStale) stale++;
+        if (status == RSLNotPrimary) not_primary_aborts++;
         aborts++;
     }
     void SaveState(RSLCheckpointStreamWriter* writer) override { writer->Write(&sum, sizeof(sum)); }
@@ -374,7 +375,10 @@ public:
     }
     void NotifyStatus(bool isPrimary) override {
         primary = isPrimary;
-        if (!isPrimary) status_false++;
+        if (!isPrimary) {
+            aborted_before_status_false = not_primary_aborts.load();
+            status_false++;
+        }
     }
     std::atomic<int> config_changes{0}, change_aborts{0};
     std::atomic<bool> copied{false}, copied_consistent{false};
@@ -526,13 +530,18 @@ static void test_cluster() {
     // A replica of the old API is bootstrapped already.
     CHECK(primary.Bootstrap(&config, 1) == RSLAlreadyBootstrapped);
 
-    // Failover: cut the primary off, promote another; the old one steps down.
+    // Failover: cut the primary off with requests it cannot commit (value 0: whoever
+    // decides them later leaves the sums alone), promote another; the old one aborts
+    // them all, and only then hears NotifyStatus(false).
     primary.Pause();
+    unsigned long long zero = 0;
+    for (int i = 0; i < 3; i++) CHECK(primary.ReplicateRequest(&zero, sizeof(zero), &zero) == RSLSuccess);
     int next = (p + 1) % 3;
     nodes[next].AttemptPromotion();
     CHECK(wait_for([&] { return nodes[next].primary.load(); }));
     primary.Resume();
     CHECK(wait_for([&] { return primary.status_false > 0; }));
+    CHECK(primary.aborted_before_status_false == 3);
     CHECK(primary.ReplicateRequest(&one, sizeof(one), &one) == RSLNotPrimary);
     CHECK(nodes[next].ReplicateRequest(&one, sizeof(one), &one) == RSLSuccess);
     for (int i = 0; i < 3; i++) CHECK(wait_for([&] { return nodes[i].Sum() == 1101; }));
@@ -554,6 +563,17 @@ static void test_cluster() {
     std::string member_dir = dir + "/" + members[p].m_memberIdString;
     CHECK(replayed.Replay(member_dir.c_str(), ~0ULL));
     CHECK(replayed.Sum() == 1101 && replayed.GetCurrentSequenceNumber() > 0);
+    // The second form also writes the replayed state as a checkpoint, elsewhere only.
+    Counter into;
+    std::string cp_dir = temp_dir("cluster-replayed");
+    CHECK(!into.Replay(member_dir.c_str(), ~0ULL, 0, cp_dir.c_str()));
+    CHECK(!into.Replay(member_dir.c_str(), ~0ULL, 77, member_dir.c_str()));
+    CHECK(into.Replay(member_dir.c_str(), ~0ULL, 77, cp_dir.c_str()));
+    RSLCheckpointStreamReader reader;
+    CHECK(reader.Init((cp_dir + "/77.codex").c_str()) == NO_ERROR);
+    unsigned long long saved_sum = 0;
+    unsigned long got = 0;
+    CHECK(reader.GetData(&saved_sum, sizeof(saved_sum), &got) == NO_ERROR && saved_sum == 1101);
 }
 
 // One replica is its own quorum: it leads, recovers, and obeys the checkpoint controls.
