@@ -284,3 +284,35 @@ fn a_learned_vote_of_the_wrong_configuration_is_refused() {
     );
     assert_eq!(r.pointers().passed, Decree(1));
 }
+
+/// Legacy's exchange between configurations (§4.8 rules 4–6), for clusters that mix in
+/// legacy replicas: a JoinRequest for our configuration is answered with a Join; a Join of
+/// a newer configuration, or a DefunctConfiguration naming ours, makes us learn from its
+/// sender; anything else of theirs is ignored.
+#[test]
+fn legacy_join_requests_joins_and_defunct_messages() {
+    let at = |configuration: u32, from: &str, body: Body| {
+        Input::Message(Message { from: id(from), configuration, body })
+    };
+    let mut r = secondary(config(8));
+    let out = step(&mut r, T0, at(1, "3", Body::JoinRequest));
+    assert_eq!(out, ["send 3 <- 2@1: Join(log from 0, checkpoint 0)"]);
+    assert!(step(&mut r, T0, at(2, "3", Body::JoinRequest)).is_empty(), "not our configuration");
+    let join = Body::Join {
+        decree: Decree(9),
+        learn_port: 7,
+        min_decree_in_log: Decree(1),
+        checkpointed_decree: Decree(0),
+        checkpoint_size: 0,
+    };
+    assert!(step(&mut r, T0, at(1, "3", join.clone())).is_empty(), "a Join of our own configuration");
+    assert_eq!(step(&mut r, T0, at(2, "4", join)), ["fetch votes from 4 at 1"]);
+    assert_eq!(r.configuration().number, 1, "it learns its way into the new configuration");
+
+    let mut r = secondary(config(8));
+    assert!(
+        step(&mut r, T0, at(0, "3", Body::Defunct)).is_empty(),
+        "an older configuration is dead: news to no one"
+    );
+    assert_eq!(step(&mut r, T0, at(1, "3", Body::Defunct)), ["fetch votes from 3 at 1"]);
+}

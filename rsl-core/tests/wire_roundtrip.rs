@@ -237,16 +237,26 @@ fn a_v6_promise_may_embed_a_vote_of_an_older_version() {
     assert_eq!(decode_vec(&msg.to_bytes().unwrap()).unwrap(), msg);
 }
 
+/// Ids 8 and 9 belong to the learn port; every other id is a core message and survives a
+/// trip into the core and back. (A fresh runner per id: a reused one runs no more cases.)
 #[test]
-fn ids_8_to_14_are_not_core_messages() {
-    let mut runner = runner(16);
+fn only_the_learn_port_ids_are_not_core_messages() {
     for id in &message_ids()[7..] {
-        runner
+        let learn_port = matches!(id, MessageId::FetchVotes | MessageId::FetchCheckpoint);
+        let cases = std::cell::Cell::new(0);
+        runner(16)
             .run(&message_with(Version::V6, *id), |m| {
-                prop_assert!(m.into_core().is_none());
+                cases.set(cases.get() + 1);
+                match m.clone().into_core() {
+                    None => prop_assert!(learn_port),
+                    Some(core) => {
+                        prop_assert!(!learn_port && WireMessage::from_core(&core, Version::V6).is_ok())
+                    }
+                }
                 Ok(())
             })
-            .unwrap();
+            .unwrap_or_else(|e| panic!("{id:?}: {e}"));
+        assert_eq!(cases.get(), 16, "{id:?}");
     }
 }
 

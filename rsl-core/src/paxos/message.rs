@@ -155,6 +155,21 @@ pub enum Body {
     ReconfigurationDecision { decree: Decree, ballot: Ballot },
     /// Id 14: start configuration 1 with this set (sent in configuration 0).
     Bootstrap(MemberSet),
+    /// Id 11 (legacy): the message's configuration is dead, and so is every one before it.
+    Defunct,
+    /// Id 12 (legacy): the sender is a member of the message's configuration, whose first
+    /// decree is `decree + 1`, and serves decrees from `min_decree_in_log` (and its
+    /// checkpoint) on its learn port.
+    Join {
+        decree: Decree,
+        learn_port: u16,
+        min_decree_in_log: Decree,
+        checkpointed_decree: Decree,
+        checkpoint_size: u64,
+    },
+    /// Id 13 (legacy): the sender saw the message's configuration and asks its members to
+    /// Join it.
+    JoinRequest,
 }
 
 /// A message between replicas of one configuration.
@@ -191,6 +206,11 @@ impl fmt::Display for Message {
             }
             Body::StatusQuery { decree, ballot } => write!(f, "StatusQuery({decree} {ballot})"),
             Body::Bootstrap(set) => write!(f, "Bootstrap({} members)", set.len()),
+            Body::Defunct => f.write_str("Defunct"),
+            Body::Join { min_decree_in_log, checkpointed_decree, .. } => {
+                write!(f, "Join(log from {min_decree_in_log}, checkpoint {checkpointed_decree})")
+            }
+            Body::JoinRequest => f.write_str("JoinRequest"),
             Body::ReconfigurationDecision { decree, ballot } => {
                 write!(f, "ReconfigurationDecision({decree} {ballot})")
             }

@@ -397,10 +397,30 @@ impl Replica {
             let _ = self.on_bootstrap(members, false);
             return Ok(());
         }
-        if configuration > self.configuration.number {
-            self.on_newer_configuration(from);
-            return Ok(());
+        match body {
+            // Legacy's exchange between configurations (rule 4 does the same between
+            // replicas of this implementation): a Join of a newer configuration, or news
+            // that ours is dead, make us learn from the sender; a JoinRequest for our
+            // configuration is answered with a Join.
+            Body::Join { .. } if configuration > self.configuration.number => {
+                self.on_newer_configuration(from)
+            }
+            Body::Defunct if configuration >= self.configuration.number => self.on_newer_configuration(from),
+            Body::JoinRequest if configuration == self.configuration.number => self.send_join(from),
+            Body::Join { .. } | Body::Defunct | Body::JoinRequest => {}
+            _ if configuration > self.configuration.number => self.on_newer_configuration(from),
+            _ => return self.on_message_of_ours(from, configuration, body),
         }
+        Ok(())
+    }
+
+    /// A message of our configuration or an older one.
+    fn on_message_of_ours(
+        &mut self,
+        from: MemberId,
+        configuration: u32,
+        body: Body,
+    ) -> Result<(), InvalidInput> {
         if configuration < self.configuration.number {
             let members = &self.configuration.members;
             if configuration == 0
@@ -450,7 +470,11 @@ impl Replica {
                 self.on_reconfiguration_decision(from, decree, ballot);
                 Ok(())
             }
-            Body::StatusQuery { .. } | Body::Bootstrap(_) => unreachable!("handled above"),
+            Body::StatusQuery { .. }
+            | Body::Bootstrap(_)
+            | Body::Defunct
+            | Body::Join { .. }
+            | Body::JoinRequest => unreachable!("handled above"),
         }
     }
 
@@ -484,6 +508,19 @@ impl Replica {
             }
         }
         Ok(())
+    }
+
+    /// Legacy's answer to a JoinRequest for our configuration, from a member of it.
+    fn send_join(&mut self, to: MemberId) {
+        let Some(me) = self.configuration.members.members().iter().find(|m| m.id == self.id) else { return };
+        let body = Body::Join {
+            decree: Decree(self.configuration.initial_decree.0.saturating_sub(1)),
+            learn_port: me.learn_port,
+            min_decree_in_log: self.min_decree_in_log,
+            checkpointed_decree: self.checkpointed,
+            checkpoint_size: 0,
+        };
+        self.send(to, body);
     }
 
     /// Bootstrap with our configuration-1 set, stamped configuration 0.

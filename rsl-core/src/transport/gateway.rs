@@ -63,7 +63,11 @@ pub(super) fn is_response(body: &Body) -> bool {
         Body::VoteAccepted { .. }
         | Body::PrepareAccepted { .. }
         | Body::NotAccepted { .. }
-        | Body::StatusResponse(_) => true,
+        | Body::StatusResponse(_)
+        // This core sends Join only in answer to a JoinRequest, and never the other two.
+        | Body::Defunct
+        | Body::Join { .. }
+        | Body::JoinRequest => true,
         Body::Vote(_)
         | Body::Prepare { .. }
         | Body::StatusQuery { .. }

@@ -11,7 +11,7 @@
 
 use super::error::EncodeError;
 use super::header::Header;
-use super::message::{StatusFields, VoteFields, WireBody, WireMessage, WireVote};
+use super::message::{JoinFields, StatusFields, VoteFields, WireBody, WireMessage, WireVote};
 use super::Version;
 use crate::paxos::{Ballot, Body, Decree, Message, Status, Vote};
 use bytes::Bytes;
@@ -74,8 +74,8 @@ impl WireVote {
 }
 
 impl WireMessage {
-    /// The core's view of this message, or `None` for ids 8, 9 and 11–13, which belong to
-    /// the learn port and legacy's Join/Defunct exchange (not core messages).
+    /// The core's view of this message, or `None` for ids 8 and 9, which belong to the
+    /// learn port.
     pub fn into_core(self) -> Option<Message> {
         let WireMessage { header: h, body } = self;
         let (from, configuration) = (h.from.clone(), h.configuration);
@@ -126,11 +126,16 @@ impl WireMessage {
             WireBody::ReconfigurationDecision => {
                 Body::ReconfigurationDecision { decree: h.decree, ballot: h.ballot }
             }
-            WireBody::FetchVotes
-            | WireBody::FetchCheckpoint
-            | WireBody::DefunctConfiguration
-            | WireBody::Join(_)
-            | WireBody::JoinRequest => return None,
+            WireBody::DefunctConfiguration => Body::Defunct,
+            WireBody::Join(j) => Body::Join {
+                decree: h.decree,
+                learn_port: j.learn_port,
+                min_decree_in_log: j.min_decree_in_log,
+                checkpointed_decree: j.checkpointed_decree,
+                checkpoint_size: j.checkpoint_size,
+            },
+            WireBody::JoinRequest => Body::JoinRequest,
+            WireBody::FetchVotes | WireBody::FetchCheckpoint => return None,
             WireBody::Bootstrap(set) => Body::Bootstrap(set),
         };
         Some(Message { from, configuration, body })
@@ -204,6 +209,17 @@ impl WireMessage {
             }
             Body::Bootstrap(set) => {
                 (header(Decree(0), &Ballot::default(), 0), WireBody::Bootstrap(set.clone()))
+            }
+            Body::Defunct => (header(Decree(0), &Ballot::default(), 0), WireBody::DefunctConfiguration),
+            Body::JoinRequest => (header(Decree(0), &Ballot::default(), 0), WireBody::JoinRequest),
+            Body::Join { decree, learn_port, min_decree_in_log, checkpointed_decree, checkpoint_size } => {
+                let fields = JoinFields {
+                    learn_port: *learn_port,
+                    min_decree_in_log: *min_decree_in_log,
+                    checkpointed_decree: *checkpointed_decree,
+                    checkpoint_size: *checkpoint_size,
+                };
+                (header(*decree, &Ballot::default(), 0), WireBody::Join(fields))
             }
             Body::StatusResponse(s) => {
                 let fields = StatusFields {
