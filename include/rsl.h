@@ -3,8 +3,9 @@
 // exports only C symbols. Callbacks reach the virtuals through noexcept trampolines.
 //
 // Differences from legacy, all deliberate:
-// - Not built: Join / JoinRequest / DefunctConfiguration messages, so a replica that never
-//   took the bootstrap cannot join a configuration past the first.
+// - Not built: a replica that never took the bootstrap cannot join a configuration past
+//   the first (legacy copies a checkpoint on a Join). Join, JoinRequest and
+//   DefunctConfiguration are answered, never sent.
 // - SetThumbprintsForSsl / SetSubjectNamesForSsl return false (and log why) on a bad
 //   thumbprint or a missing certificate, where legacy returned true.
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter
