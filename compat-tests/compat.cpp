@@ -683,6 +683,9 @@ static void test_change_configuration() {
     for (int i = 0; i < 3; i++) {
         CHECK(nodes[i].GetConfiguration(&now, &number) && number == 2 && now.GetNumMembers() == 2);
         CHECK(!now.IncludesMember(members[removed].m_memberIdString));
+        unsigned int cookie_len = 0;
+        const char* set_cookie = static_cast<const char*>(now.GetConfigurationCookie(&cookie_len));
+        CHECK(cookie_len == 3 && set_cookie != NULL && memcmp(set_cookie, "two", 3) == 0);
     }
     // The two members commit; with one of them paused the removed one makes no quorum.
     int q = -1;

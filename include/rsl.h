@@ -657,6 +657,12 @@ public:
             for (size_t i = 0; i < count && i < 64; i++) {
                 membersSet->m_members.Append(*reinterpret_cast<const RSLNode*>(&nodes[i]));
             }
+            std::vector<char> cookie(RSLMemberSet::s_MaxMemberSetCookieLength);
+            size_t len = 0;
+            rsl_replica_get_configuration_cookie(m_replica, reinterpret_cast<uint8_t*>(cookie.data()), cookie.size(),
+                                                 &len);
+            membersSet->SetConfigurationCookie(len ? cookie.data() : NULL,
+                                               static_cast<unsigned int>(len < cookie.size() ? len : cookie.size()));
         }
         if (configuratioNumber) *configuratioNumber = number;
         return true;

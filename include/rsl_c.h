@@ -596,6 +596,18 @@ uint64_t rsl_replica_highest_passed_sequence_number(const struct RslReplica *r);
 RslResult rsl_replica_current_primary(const struct RslReplica *r, struct RslNode *node);
 
 /**
+ * The configuration cookie of the current member set (legacy `RSLMemberSet`'s): up to
+ * `capacity` bytes into `buf` (null when `capacity` is 0), its whole length into `*len`.
+ *
+ * # Safety
+ * `r` is a live replica; `buf` has `capacity` writable bytes; `len` is writable.
+ */
+RslResult rsl_replica_get_configuration_cookie(const struct RslReplica *r,
+                                               uint8_t *buf,
+                                               size_t capacity,
+                                               size_t *len);
+
+/**
  * Legacy `GetConfiguration`: up to `capacity` members into `nodes`, their count into
  * `*count` and the configuration number into `*number` (either may be null).
  *

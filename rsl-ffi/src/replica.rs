@@ -536,6 +536,39 @@ pub unsafe extern "C" fn rsl_replica_current_primary(r: *const RslReplica, node:
     })
 }
 
+/// The configuration cookie of the current member set (legacy `RSLMemberSet`'s): up to
+/// `capacity` bytes into `buf` (null when `capacity` is 0), its whole length into `*len`.
+///
+/// # Safety
+/// `r` is a live replica; `buf` has `capacity` writable bytes; `len` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_replica_get_configuration_cookie(
+    r: *const RslReplica,
+    buf: *mut u8,
+    capacity: usize,
+    len: *mut usize,
+) -> RslResult {
+    with(r, RslResult::RSL_RESULT_INVALID_PARAMETER, |replica| {
+        if len.is_null() || (buf.is_null() && capacity > 0) {
+            return RslResult::RSL_RESULT_INVALID_PARAMETER;
+        }
+        let Some((_, members)) = replica.configuration() else {
+            return RslResult::RSL_RESULT_SHUTTING_DOWN;
+        };
+        let cookie = members.cookie();
+        let n = cookie.len().min(capacity);
+        // SAFETY: `buf` has `capacity` ≥ `n` writable bytes and `len` is writable, per the
+        // contract; the cookie is ours, so the ranges do not overlap.
+        unsafe {
+            if n > 0 {
+                std::ptr::copy_nonoverlapping(cookie.as_ptr(), buf, n);
+            }
+            *len = cookie.len();
+        }
+        RslResult::RSL_RESULT_SUCCESS
+    })
+}
+
 /// Legacy `GetConfiguration`: up to `capacity` members into `nodes`, their count into
 /// `*count` and the configuration number into `*number` (either may be null).
 ///
