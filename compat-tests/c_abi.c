@@ -36,6 +36,19 @@ int main(void) {
     CHECK(rsl_replica_unload(NULL) == RSL_RESULT_INVALID_PARAMETER);
     CHECK(rsl_replica_control(NULL, 0, 0) == RSL_RESULT_INVALID_PARAMETER);
     CHECK(rsl_replica_statistics(NULL, NULL) == RSL_RESULT_INVALID_PARAMETER);
+    CHECK(rsl_replica_initialize_for_bootstrap(NULL, &node, 6, &callbacks, &replica) == RSL_RESULT_INVALID_PARAMETER);
+    /* A valid self node, but version 3 has no bootstrap. */
+    RslNode self_node = node;
+    strcpy(self_node.member_id, "1");
+    self_node.rsl_port = 20001;
+    CHECK(rsl_replica_initialize_for_bootstrap(&config, &self_node, 3, &callbacks, &replica) ==
+          RSL_RESULT_INVALID_PARAMETER);
+    CHECK(replica == NULL);
+    CHECK(rsl_replica_bootstrap(NULL, &node, 1, NULL, 0, 1) == RSL_RESULT_INVALID_PARAMETER);
+    CHECK(rsl_replica_change_configuration(NULL, &node, 1, NULL, 0, NULL) == RSL_RESULT_INVALID_PARAMETER);
+    CHECK(rsl_replica_copy_state(NULL, NULL) == RSL_RESULT_INVALID_PARAMETER);
+    size_t cookie_len = 0;
+    CHECK(rsl_replica_get_configuration_cookie(NULL, NULL, 0, &cookie_len) == RSL_RESULT_INVALID_PARAMETER);
     CHECK(rsl_replay(NULL, NULL, 0, 0, NULL, NULL) == RSL_RESULT_INVALID_PARAMETER);
 
     char buf[16];
