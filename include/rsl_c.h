@@ -464,6 +464,76 @@ bool rsl_init(const char *debug_log_path,
               RslLogEntryCallback log_entry);
 
 /**
+ * Legacy `Bootstrap(set, timeoutSec)`: returns `SUCCESS` once this replica accepted a
+ * primary's vote, `ALREADY_BOOTSTRAPPED`, `BOOTSTRAP_FAILED` (a set without this replica,
+ * another set than the one bootstrapped, or the timeout), `INVALID_PARAMETER` (a null
+ * pointer, an invalid set). Blocks up to `timeout_sec`.
+ *
+ * # Safety
+ * `r` is a live replica; `members` points to `count` nodes and `set_cookie` to
+ * `set_cookie_len` readable bytes.
+ */
+RslResult rsl_replica_bootstrap(const struct RslReplica *r,
+                                const struct RslNode *members,
+                                size_t count,
+                                const uint8_t *set_cookie,
+                                size_t set_cookie_len,
+                                uint32_t timeout_sec);
+
+/**
+ * Legacy `ChangeConfiguration` (primary only): proposes the `count` members with the
+ * configuration cookie `set_cookie` (`set_cookie_len` bytes, at most 8192; null when 0)
+ * as the next configuration. `cookie` comes back in `notify_configuration_changed` or
+ * `abort_change_configuration`. `RSL_RESULT_INVALID_PARAMETER` for a null pointer, an
+ * empty set, a duplicate id, port 0 or a cookie too long; `NOT_PRIMARY`, `SHUTTING_DOWN`.
+ *
+ * # Safety
+ * `r` is a live replica; `members` points to `count` nodes and `set_cookie` to
+ * `set_cookie_len` readable bytes.
+ */
+RslResult rsl_replica_change_configuration(const struct RslReplica *r,
+                                           const struct RslNode *members,
+                                           size_t count,
+                                           const uint8_t *set_cookie,
+                                           size_t set_cookie_len,
+                                           void *cookie);
+
+/**
+ * Legacy `CopyStateFromReplica`: copies a member's newest checkpoint (at least as new as
+ * ours) into this replica's directory in the background; `state_copied` reports the end
+ * with `cookie`. `RSL_RESULT_SHUTTING_DOWN` once stopping.
+ *
+ * # Safety
+ * `r` is a live replica.
+ */
+RslResult rsl_replica_copy_state(const struct RslReplica *r, void *cookie);
+
+/**
+ * The configuration cookie of the current member set (legacy `RSLMemberSet`'s): up to
+ * `capacity` bytes into `buf` (null when `capacity` is 0), its whole length into `*len`.
+ *
+ * # Safety
+ * `r` is a live replica; `buf` has `capacity` writable bytes; `len` is writable.
+ */
+RslResult rsl_replica_get_configuration_cookie(const struct RslReplica *r,
+                                               uint8_t *buf,
+                                               size_t capacity,
+                                               size_t *len);
+
+/**
+ * Legacy `GetConfiguration`: up to `capacity` members into `nodes`, their count into
+ * `*count` and the configuration number into `*number` (either may be null).
+ *
+ * # Safety
+ * `r` is a live replica; `nodes` has `capacity` writable entries.
+ */
+RslResult rsl_replica_get_configuration(const struct RslReplica *r,
+                                        struct RslNode *nodes,
+                                        size_t capacity,
+                                        size_t *count,
+                                        uint32_t *number);
+
+/**
  * Legacy `Initialize` (the API with an initial member set, versions 1–7): restores the
  * state (`load_state`), replays the journal and starts the replica. Returns
  * `RSL_RESULT_SUCCESS` with `*out` set, `RSL_RESULT_INVALID_PARAMETER` (a null pointer, an
@@ -499,23 +569,6 @@ RslResult rsl_replica_initialize_for_bootstrap(const struct RslConfigParam *conf
                                                struct RslReplica **out);
 
 /**
- * Legacy `Bootstrap(set, timeoutSec)`: returns `SUCCESS` once this replica accepted a
- * primary's vote, `ALREADY_BOOTSTRAPPED`, `BOOTSTRAP_FAILED` (a set without this replica,
- * another set than the one bootstrapped, or the timeout), `INVALID_PARAMETER` (a null
- * pointer, an invalid set). Blocks up to `timeout_sec`.
- *
- * # Safety
- * `r` is a live replica; `members` points to `count` nodes and `set_cookie` to
- * `set_cookie_len` readable bytes.
- */
-RslResult rsl_replica_bootstrap(const struct RslReplica *r,
-                                const struct RslNode *members,
-                                size_t count,
-                                const uint8_t *set_cookie,
-                                size_t set_cookie_len,
-                                uint32_t timeout_sec);
-
-/**
  * Legacy `ReplicateRequest` / `ReplicateRequestExclusiveVote`: the bytes are copied;
  * `cookie` comes back in `execute_replicated_request` or `abort_request`.
  *
@@ -543,34 +596,6 @@ RslResult rsl_replica_fast_read(const struct RslReplica *r,
                                 uint32_t timeout_ms);
 
 /**
- * Legacy `ChangeConfiguration` (primary only): proposes the `count` members with the
- * configuration cookie `set_cookie` (`set_cookie_len` bytes, at most 8192; null when 0)
- * as the next configuration. `cookie` comes back in `notify_configuration_changed` or
- * `abort_change_configuration`. `RSL_RESULT_INVALID_PARAMETER` for a null pointer, an
- * empty set, a duplicate id, port 0 or a cookie too long; `NOT_PRIMARY`, `SHUTTING_DOWN`.
- *
- * # Safety
- * `r` is a live replica; `members` points to `count` nodes and `set_cookie` to
- * `set_cookie_len` readable bytes.
- */
-RslResult rsl_replica_change_configuration(const struct RslReplica *r,
-                                           const struct RslNode *members,
-                                           size_t count,
-                                           const uint8_t *set_cookie,
-                                           size_t set_cookie_len,
-                                           void *cookie);
-
-/**
- * Legacy `CopyStateFromReplica`: copies a member's newest checkpoint (at least as new as
- * ours) into this replica's directory in the background; `state_copied` reports the end
- * with `cookie`. `RSL_RESULT_SHUTTING_DOWN` once stopping.
- *
- * # Safety
- * `r` is a live replica.
- */
-RslResult rsl_replica_copy_state(const struct RslReplica *r, void *cookie);
-
-/**
  * Legacy `GetCurrentSequenceNumber` (0 for a null handle).
  *
  * # Safety
@@ -594,31 +619,6 @@ uint64_t rsl_replica_highest_passed_sequence_number(const struct RslReplica *r);
  * `r` is a live replica; `node` is writable.
  */
 RslResult rsl_replica_current_primary(const struct RslReplica *r, struct RslNode *node);
-
-/**
- * The configuration cookie of the current member set (legacy `RSLMemberSet`'s): up to
- * `capacity` bytes into `buf` (null when `capacity` is 0), its whole length into `*len`.
- *
- * # Safety
- * `r` is a live replica; `buf` has `capacity` writable bytes; `len` is writable.
- */
-RslResult rsl_replica_get_configuration_cookie(const struct RslReplica *r,
-                                               uint8_t *buf,
-                                               size_t capacity,
-                                               size_t *len);
-
-/**
- * Legacy `GetConfiguration`: up to `capacity` members into `nodes`, their count into
- * `*count` and the configuration number into `*number` (either may be null).
- *
- * # Safety
- * `r` is a live replica; `nodes` has `capacity` writable entries.
- */
-RslResult rsl_replica_get_configuration(const struct RslReplica *r,
-                                        struct RslNode *nodes,
-                                        size_t capacity,
-                                        size_t *count,
-                                        uint32_t *number);
 
 /**
  * Legacy `GetReplicasInformation`: on the primary, one entry per peer (up to

@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 pub mod log;
+pub mod membership;
 pub mod replica;
 pub mod types;
 

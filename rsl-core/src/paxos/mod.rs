@@ -14,6 +14,7 @@ mod config;
 mod election;
 mod io;
 mod learner;
+mod membership;
 mod message;
 mod proposer;
 mod replica;

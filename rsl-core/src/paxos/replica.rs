@@ -14,7 +14,7 @@ use super::learner::{chosen_votes, Learning};
 use super::message::{Body, Message, State, Status, Vote, VoteBody};
 use super::proposer::{PeerVote, Primary};
 use super::rng::Rng;
-use super::types::{Ballot, Configuration, Decree, InvalidInput, MemberId, MemberSet};
+use super::types::{Ballot, Configuration, Decree, InvalidInput, MemberId};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -94,7 +94,7 @@ pub struct Replica {
     pub(super) vote_payload: u64,
     pub(super) checkpointed: Decree,
     /// The lowest decree the journal held at start (the journal is not truncated yet).
-    min_decree_in_log: Decree,
+    pub(super) min_decree_in_log: Decree,
     /// For the monotonicity invariants.
     checked: (Decree, Ballot),
 }
@@ -478,77 +478,6 @@ impl Replica {
         }
     }
 
-    /// Legacy "bootstrapped": this replica accepted a vote, so configuration 1 is in use.
-    pub fn is_bootstrapped(&self) -> bool {
-        let (decree, ballot) = self.max_accepted();
-        !ballot.is_empty() || decree > Decree(1)
-    }
-
-    /// Bootstrap with `members` (legacy §4.7 and §1.7's checks): adopt them as
-    /// configuration 1, persisted first; `announce` sends Bootstrap to the other members.
-    fn on_bootstrap(&mut self, members: MemberSet, announce: bool) -> Result<(), InvalidInput> {
-        if !members.contains(&self.id) {
-            return Err(InvalidInput::BootstrapFailed("this replica is not in the set"));
-        }
-        if self.is_bootstrapped() {
-            return Err(InvalidInput::AlreadyBootstrapped);
-        }
-        if self.configuration.number == 0 {
-            self.configuration = Configuration { number: 1, initial_decree: self.passed.next(), members };
-            self.gate.ready.push(Action::PersistBootstrap(self.configuration.members.clone()));
-            self.start_initializing();
-        } else if self.configuration.number > 1 || self.configuration.members != members {
-            return Err(InvalidInput::BootstrapFailed("another set was bootstrapped"));
-        }
-        if announce {
-            let others: Vec<MemberId> =
-                self.configuration.members.ids().filter(|id| **id != self.id).cloned().collect();
-            for to in &others {
-                self.send_bootstrap(to);
-            }
-        }
-        Ok(())
-    }
-
-    /// Legacy's answer to a JoinRequest for our configuration, from a member of it.
-    fn send_join(&mut self, to: MemberId) {
-        let Some(me) = self.configuration.members.members().iter().find(|m| m.id == self.id) else { return };
-        let body = Body::Join {
-            decree: Decree(self.configuration.initial_decree.0.saturating_sub(1)),
-            learn_port: me.learn_port,
-            min_decree_in_log: self.min_decree_in_log,
-            checkpointed_decree: self.checkpointed,
-            checkpoint_size: 0,
-        };
-        self.send(to, body);
-    }
-
-    /// Bootstrap with our configuration-1 set, stamped configuration 0.
-    fn send_bootstrap(&mut self, to: &MemberId) {
-        let body = Body::Bootstrap(self.configuration.members.clone());
-        let message = Message { from: self.id.clone(), configuration: 0, body };
-        self.gate.ready.push(Action::Send { to: to.clone(), message });
-    }
-
-    /// A newer configuration exists, so every decree of ours up to its first one is
-    /// chosen, and no other decree of ours will be: leave any leading role and learn the
-    /// decisions from `from`.
-    fn on_newer_configuration(&mut self, from: MemberId) {
-        if self.configuration.number == 0 {
-            // Not bootstrapped: our status tells the sender, who may bootstrap us. (Joining
-            // a cluster past configuration 1 needs a checkpoint transfer: not built.)
-            let status = self.status(Decree(0), Ballot::default());
-            self.send(from, Body::StatusResponse(Box::new(status)));
-            return;
-        }
-        if matches!(self.role, Role::Primary(_) | Role::Preparing(_)) {
-            self.become_secondary();
-        }
-        if self.learning.is_none() {
-            self.learning = Some(super::learner::Learning::start(from, self.passed.next(), self));
-        }
-    }
-
     fn on_persisted(&mut self, token: Token) -> Result<(), InvalidInput> {
         if token > self.gate.issued {
             return Err(InvalidInput::BadCompletion("persisted token never issued"));
@@ -604,34 +533,6 @@ impl Replica {
         self.gate.ready.push(Action::Execute { vote, cookies });
         if let Some(members) = next {
             self.enter_configuration(members);
-        }
-    }
-
-    /// The reconfiguration at `passed` was chosen: the next configuration governs from the
-    /// next decree. Its primary tells the old members; votes held above the decision can
-    /// never be chosen; a member stands for election (its old primary at once, since it
-    /// led before), a non-member goes inactive.
-    fn enter_configuration(&mut self, members: MemberSet) {
-        if let Role::Primary(p) = &self.role {
-            let body = Body::ReconfigurationDecision { decree: self.passed, ballot: p.ballot.clone() };
-            self.broadcast(&body);
-        }
-        if matches!(self.role, Role::Primary(_) | Role::Preparing(_)) {
-            self.become_secondary();
-        }
-        self.log.clear();
-        self.configuration = Configuration {
-            number: self.configuration.number + 1,
-            initial_decree: self.passed.next(),
-            members,
-        };
-        self.primary_passed = (self.passed, Ballot::default());
-        self.primary_passed_journaled = true;
-        if self.configuration.members.contains(&self.id) {
-            self.start_initializing();
-        } else {
-            self.role = Role::Inactive { announce_at: self.now };
-            self.force_reelection = false;
         }
     }
 
