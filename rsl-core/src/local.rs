@@ -130,7 +130,7 @@ impl LocalCluster {
             .map(|(i, (tx, rx))| {
                 let primary = Arc::new(AtomicBool::new(false));
                 let replica = Replica::new(
-                    peers[i].0.clone(),
+                    &configuration.members.members()[i],
                     config.clone(),
                     configuration.clone(),
                     Recovered::default(),
@@ -326,7 +326,9 @@ impl<A: App> Engine<A> {
                 let _ = self.done.send(Completion::Aborted { cookie, reason: reason.into() });
             }
             // The local cluster issues no ChangeConfiguration and starts bootstrapped.
-            Action::AbortReconfiguration { .. } | Action::PersistBootstrap(_) => {}
+            Action::AbortReconfiguration { .. }
+            | Action::PersistBootstrap(_)
+            | Action::CopyCheckpoint { .. } => {}
             Action::FetchVotes { from, first } => {
                 if let Some((_, tx)) = self.peers.iter().find(|(id, _)| *id == from) {
                     let reply =

@@ -153,7 +153,7 @@ fn an_out_of_range_config_field_is_named() {
     let bad = Config { window: 0, ..config(1) };
     let error = ConfigError { field: "window", value: 0, min: 1, max: 4096 };
     assert_eq!(bad.validate(), Err(error.clone()));
-    let built = Replica::new(id(ME), bad, configuration(&["1", "2", "3"]), Recovered::default(), 7, T0);
+    let built = Replica::new(&member(ME), bad, configuration(&["1", "2", "3"]), Recovered::default(), 7, T0);
     assert_eq!(built.err(), Some(InvalidInput::BadConfig(error)));
     let slow = Config { heartbeat_us: 0, ..config(1) };
     assert_eq!(slow.validate().unwrap_err().field, "heartbeat_us");

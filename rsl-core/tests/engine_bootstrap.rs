@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use rsl_core::paxos::{
-    Body, Configuration, Decree, Input, InvalidInput, MemberSet, Message, Recovered, Replica, State,
+    Action, Body, Configuration, Decree, Input, InvalidInput, MemberSet, Message, Recovered, Replica, State,
 };
 
 fn set(ids: &[&str]) -> MemberSet {
@@ -16,7 +16,7 @@ fn set(ids: &[&str]) -> MemberSet {
 
 fn waiting() -> Replica {
     let zero = Configuration { number: 0, initial_decree: Decree(0), members: MemberSet::default() };
-    let mut r = Replica::new(id(ME), config(8), zero, Recovered::default(), 7, T0).unwrap();
+    let mut r = Replica::new(&member(ME), config(8), zero, Recovered::default(), 7, T0).unwrap();
     assert_eq!(r.drain_actions(), []);
     r
 }
@@ -103,4 +103,36 @@ fn a_member_that_missed_the_bootstrap_is_sent_it_again() {
     let status = status((0, &Default::default()), 0, &Default::default(), 0, &Default::default());
     let out = step(&mut r, T0, Input::Message(Message { from: id("3"), configuration: 0, body: status }));
     assert_eq!(out, ["send 3 <- 2@0: Bootstrap(3 members)"]);
+}
+
+/// Legacy's TestReplicaJoinClusterLater: never bootstrapped, it hears from configuration
+/// 3 (whose set it cannot know), asks the sender to Join it (once per retry period), and
+/// on the Join copies the sender's checkpoint; the driver restarts it on that copy.
+#[test]
+fn a_replica_never_bootstrapped_asks_a_later_configuration_to_join_it_and_copies_a_checkpoint() {
+    let mut r = waiting();
+    let from_three =
+        |from: &str, body: Body| Input::Message(Message { from: id(from), configuration: 3, body });
+    let vote = vote_msg(&vote(40, &ballot(2, "1"), 39, &["x"]));
+    let Input::Message(Message { body: vote_body, .. }) = vote else { unreachable!() };
+    assert_eq!(step(&mut r, T0, from_three("1", vote_body.clone())), ["send 1 <- 2@3: JoinRequest"]);
+    let retry = config(8).initialize_retry_us;
+    assert!(step(&mut r, T0 + retry - 1, from_three("1", vote_body.clone())).is_empty(), "once per retry");
+    let query = Body::StatusQuery { decree: Decree(40), ballot: ballot(2, "1") };
+    let out = step(&mut r, T0 + retry, from_three("3", query));
+    assert_eq!(out[0], "send 3 <- 2@3: JoinRequest", "a status query of a later configuration asks too");
+    let join = Body::Join {
+        decree: Decree(30),
+        learn_port: 4001,
+        min_decree_in_log: Decree(31),
+        checkpointed_decree: Decree(35),
+        checkpoint_size: 0,
+    };
+    let out = r.step(T0 + retry, from_three("3", join));
+    assert_eq!(out, Ok(()));
+    assert_eq!(
+        r.drain_actions(),
+        [Action::CopyCheckpoint { from: id("3"), learn_port: 4001, decree: Decree(35) }]
+    );
+    assert_eq!((r.state(), r.configuration().number), (State::Inactive, 0), "the restart changes it");
 }

@@ -8,7 +8,8 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use rsl_core::paxos::{
-    Action, Ballot, Body, Config, Decree, Input, Message, Record, Recovered, Replica, State, Vote, VoteBody,
+    Action, Ballot, Body, Config, Decree, Input, Member, Message, Record, Recovered, Replica, State, Vote,
+    VoteBody,
 };
 use std::sync::Arc;
 
@@ -135,10 +136,12 @@ fn a_secondary_follows_the_decision_into_the_new_configuration() {
     assert_eq!(out[..2], ["persist #3 vote 2 <1,1>", "execute 2 (0 requests)"], "{out:?}");
     assert!(out.contains(&"send 5 <- 2@2: StatusQuery(2 <1,1>)".to_string()), "{out:?}");
     assert_eq!((r.configuration().number, r.state()), (2, State::Initializing));
-    // Its old configuration's messages now get its status, which shows the change.
+    // Its old configuration's votes, Joins and JoinRequests now hear that configuration
+    // 1 ended (legacy's DefunctConfiguration).
     let out = step(&mut r, T0, vote_msg(&vote(3, &ballot(1, "1"), 2, &["late"])));
-    assert_eq!(out.len(), 1);
-    assert!(out[0].starts_with("send 1 <- 2@2: StatusResponse("), "{out:?}");
+    assert_eq!(out, ["send 1 <- 2@1: Defunct"]);
+    let request = msg("3", Body::JoinRequest);
+    assert_eq!(step(&mut r, T0, request), ["send 3 <- 2@1: Defunct"]);
 }
 
 #[test]
@@ -230,7 +233,8 @@ fn a_restart_replays_the_change_from_the_journal() {
         Record::Vote(vote(3, &ballot(2, "3"), 1, &["stale"])),
     ];
     let recovered = Recovered { checkpoint: Decree(0), records };
-    let mut r = Replica::new(id(ME), config(8), configuration(&["1", "2", "3"]), recovered, 7, T0).unwrap();
+    let mut r =
+        Replica::new(&member(ME), config(8), configuration(&["1", "2", "3"]), recovered, 7, T0).unwrap();
     let executed: Vec<String> = r
         .drain_actions()
         .iter()
@@ -296,7 +300,7 @@ fn legacy_join_requests_joins_and_defunct_messages() {
     };
     let mut r = secondary(config(8));
     let out = step(&mut r, T0, at(1, "3", Body::JoinRequest));
-    assert_eq!(out, ["send 3 <- 2@1: Join(log from 0, checkpoint 0)"]);
+    assert_eq!(out, ["send 3 <- 2@1: Join(learn port 2, log from 0, checkpoint 0)"]);
     assert!(step(&mut r, T0, at(2, "3", Body::JoinRequest)).is_empty(), "not our configuration");
     let join = Body::Join {
         decree: Decree(9),
@@ -315,4 +319,18 @@ fn legacy_join_requests_joins_and_defunct_messages() {
         "an older configuration is dead: news to no one"
     );
     assert_eq!(step(&mut r, T0, at(1, "3", Body::Defunct)), ["fetch votes from 3 at 1"]);
+}
+
+/// A replica outside the set (removed from it, say) still answers a JoinRequest of the
+/// configuration it knows: the members of a new set may all be new, and learn from it.
+#[test]
+fn a_replica_outside_the_set_answers_join_requests_with_its_learn_port() {
+    let me = Member { learn_port: 4242, ..member("4") };
+    let mut r =
+        Replica::new(&me, config(8), configuration(&["1", "2", "3"]), Recovered::default(), 7, T0).unwrap();
+    assert_eq!(r.state(), State::Inactive);
+    let request = Input::Message(Message { from: id("1"), configuration: 1, body: Body::JoinRequest });
+    let out = step(&mut r, T0, request);
+    let joins: Vec<&String> = out.iter().filter(|a| a.contains("Join")).collect();
+    assert_eq!(joins, ["send 1 <- 4@1: Join(learn port 4242, log from 0, checkpoint 0)"], "{out:?}");
 }

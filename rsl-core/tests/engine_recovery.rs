@@ -9,7 +9,8 @@ use rsl_core::paxos::{Ballot, Decree, Input, Record, Recovered, Replica, State};
 
 fn restart(checkpoint: u64, records: Vec<Record>) -> (Replica, Vec<String>) {
     let recovered = Recovered { checkpoint: Decree(checkpoint), records };
-    let mut r = Replica::new(id(ME), config(4), configuration(&["1", "2", "3"]), recovered, 7, T0).unwrap();
+    let mut r =
+        Replica::new(&member(ME), config(4), configuration(&["1", "2", "3"]), recovered, 7, T0).unwrap();
     let actions = trace(&r.drain_actions());
     (r, actions)
 }

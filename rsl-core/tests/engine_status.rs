@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rsl_core::paxos::{Action, Ballot, Body, Decree, Input, MemberId, Recovered, Replica, State, Status};
+use rsl_core::paxos::{Action, Ballot, Body, Decree, Input, Recovered, Replica, State, Status};
 
 fn query(decree: u64, b: &Ballot) -> Input {
     msg("1", Body::StatusQuery { decree: Decree(decree), ballot: b.clone() })
@@ -52,9 +52,9 @@ fn a_status_response_echoes_the_query_and_reports_the_last_vote_age() {
 
 #[test]
 fn an_inactive_replica_answers_status_queries_only() {
-    let outsider = MemberId::new("4").unwrap();
+    let outsider = member("4");
     let mut r =
-        Replica::new(outsider, config(1), configuration(&["1", "2", "3"]), Recovered::default(), 7, T0)
+        Replica::new(&outsider, config(1), configuration(&["1", "2", "3"]), Recovered::default(), 7, T0)
             .unwrap();
     assert_eq!(r.state(), State::Inactive);
     assert!(r.drain_actions().is_empty());

@@ -134,6 +134,15 @@ pub enum Action {
         from: MemberId,
         first: Decree,
     },
+    /// Legacy FetchCheckpoint on a Join (see [`super::Replica`]'s "join later"): copy the
+    /// newest checkpoint (at least `decree`) of `from`, whose learn port is `learn_port`
+    /// at the address its messages come from, then stop so that a restart loads it. Only
+    /// a replica that never took the bootstrap asks for this.
+    CopyCheckpoint {
+        from: MemberId,
+        learn_port: u16,
+        decree: Decree,
+    },
     /// Ask the application's `CanBecomePrimary`; answer with [`Input::CanBecomePrimary`].
     AskCanBecomePrimary,
     /// The relinquish vote was chosen, or a successor deposed this relinquishing primary
@@ -164,6 +173,7 @@ impl fmt::Display for Action {
             Action::PersistBootstrap(set) => write!(f, "persist bootstrap of {} members", set.len()),
             Action::NotifyPrimaryRecovered => f.write_str("notify primary recovered"),
             Action::FetchVotes { from, first } => write!(f, "fetch votes from {from} at {first}"),
+            Action::CopyCheckpoint { from, decree, .. } => write!(f, "copy checkpoint {decree}+ from {from}"),
             Action::AskCanBecomePrimary => f.write_str("ask can become primary"),
             Action::Relinquished => f.write_str("relinquished"),
         }

@@ -40,17 +40,32 @@ impl Replica {
         Ok(())
     }
 
-    /// Legacy's answer to a JoinRequest for our configuration, from a member of it.
+    /// Legacy's answer to a JoinRequest for our configuration, from a member of it or of
+    /// an earlier one (the members of a new set may all be new: they learn from us).
     pub(super) fn send_join(&mut self, to: MemberId) {
-        let Some(me) = self.configuration.members.members().iter().find(|m| m.id == self.id) else { return };
         let body = Body::Join {
             decree: Decree(self.configuration.initial_decree.0.saturating_sub(1)),
-            learn_port: me.learn_port,
+            learn_port: self.learn_port,
             min_decree_in_log: self.min_decree_in_log,
             checkpointed_decree: self.checkpointed,
             checkpoint_size: 0,
         };
         self.send(to, body);
+    }
+
+    /// Legacy's "join later" (§4.7, TestReplicaJoinClusterLater), second half: a replica
+    /// that never took the bootstrap was invited to Join; only a checkpoint carries the
+    /// configuration's set, so it copies the sender's, and the runtime restarts it on that.
+    pub(super) fn join_by_checkpoint(&mut self, from: MemberId, learn_port: u16, decree: Decree) {
+        self.gate.ready.push(Action::CopyCheckpoint { from, learn_port, decree });
+    }
+
+    /// Legacy's DefunctConfiguration: every configuration before ours ended. (Legacy
+    /// records the highest it knows in `defunct.txt`; ours follows from our configuration.)
+    pub(super) fn send_defunct(&mut self, to: MemberId) {
+        let configuration = self.configuration.number - 1;
+        let message = Message { from: self.id.clone(), configuration, body: Body::Defunct };
+        self.gate.ready.push(Action::Send { to, message });
     }
 
     /// Bootstrap with our configuration-1 set, stamped configuration 0.
@@ -63,12 +78,9 @@ impl Replica {
     /// A newer configuration exists, so every decree of ours up to its first one is
     /// chosen, and no other decree of ours will be: leave any leading role and learn the
     /// decisions from `from`.
-    pub(super) fn on_newer_configuration(&mut self, from: MemberId) {
+    pub(super) fn on_newer_configuration(&mut self, from: MemberId, configuration: u32) {
         if self.configuration.number == 0 {
-            // Not bootstrapped: our status tells the sender, who may bootstrap us. (Joining
-            // a cluster past configuration 1 needs a checkpoint transfer: not built.)
-            let status = self.status(Decree(0), Ballot::default());
-            self.send(from, Body::StatusResponse(Box::new(status)));
+            self.on_configuration_unknown(from, configuration);
             return;
         }
         if matches!(self.role, Role::Primary(_) | Role::Preparing(_)) {
@@ -77,6 +89,24 @@ impl Replica {
         if self.learning.is_none() {
             self.learning = Some(super::learner::Learning::start(from, self.passed.next(), self));
         }
+    }
+
+    /// Not bootstrapped, we hear from `configuration`. Of configuration 1, our status tells
+    /// the sender, who bootstraps us if we are in its set. Of a later one (legacy's "join
+    /// later", first half) we ask the sender to Join us, at most once per
+    /// `initialize_retry_us`.
+    fn on_configuration_unknown(&mut self, from: MemberId, configuration: u32) {
+        if configuration == 1 {
+            let status = self.status(Decree(0), Ballot::default());
+            self.send(from, Body::StatusResponse(Box::new(status)));
+            return;
+        }
+        if self.join_requested_at.is_some_and(|at| self.now < at + self.config.initialize_retry_us) {
+            return;
+        }
+        self.join_requested_at = Some(self.now);
+        let message = Message { from: self.id.clone(), configuration, body: Body::JoinRequest };
+        self.gate.ready.push(Action::Send { to: from, message });
     }
 
     /// The reconfiguration at `passed` was chosen: the next configuration governs from the

@@ -207,8 +207,8 @@ impl fmt::Display for Message {
             Body::StatusQuery { decree, ballot } => write!(f, "StatusQuery({decree} {ballot})"),
             Body::Bootstrap(set) => write!(f, "Bootstrap({} members)", set.len()),
             Body::Defunct => f.write_str("Defunct"),
-            Body::Join { min_decree_in_log, checkpointed_decree, .. } => {
-                write!(f, "Join(log from {min_decree_in_log}, checkpoint {checkpointed_decree})")
+            Body::Join { learn_port, min_decree_in_log, checkpointed_decree, .. } => {
+                write!(f, "Join(learn port {learn_port}, log from {min_decree_in_log}, checkpoint {checkpointed_decree})")
             }
             Body::JoinRequest => f.write_str("JoinRequest"),
             Body::ReconfigurationDecision { decree, ballot } => {

@@ -14,7 +14,7 @@ use super::learner::{chosen_votes, Learning};
 use super::message::{Body, Message, State, Status, Vote, VoteBody};
 use super::proposer::{PeerVote, Primary};
 use super::rng::Rng;
-use super::types::{Ballot, Configuration, Decree, InvalidInput, MemberId};
+use super::types::{Ballot, Configuration, Decree, InvalidInput, Member, MemberId};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -95,6 +95,10 @@ pub struct Replica {
     pub(super) checkpointed: Decree,
     /// The lowest decree the journal held at start (the journal is not truncated yet).
     pub(super) min_decree_in_log: Decree,
+    /// When this replica, never bootstrapped, last asked a configuration past 1 to Join it.
+    pub(super) join_requested_at: Option<u64>,
+    /// Our learn port (a Join advertises it).
+    pub(super) learn_port: u16,
     /// For the monotonicity invariants.
     checked: (Decree, Ballot),
 }
@@ -103,7 +107,7 @@ impl Replica {
     /// Builds a replica from what the driver recovered from disk. Decrees the journal proves
     /// chosen are passed at once, and their `Execute` actions replay them.
     pub fn new(
-        id: MemberId,
+        me: &Member,
         config: Config,
         configuration: Configuration,
         recovered: Recovered,
@@ -122,7 +126,7 @@ impl Replica {
             }
         }
         let mut replica = Self {
-            id,
+            id: me.id.clone(),
             config,
             configuration,
             rng: Rng::new(seed),
@@ -155,6 +159,8 @@ impl Replica {
                 })
                 .min()
                 .unwrap_or(recovered.checkpoint),
+            join_requested_at: None,
+            learn_port: me.learn_port,
             checked: (recovered.checkpoint, Ballot::default()),
         };
         for vote in chosen_votes(&recovered.records, recovered.checkpoint) {
@@ -369,8 +375,8 @@ impl Replica {
 
     /// Configuration checks (legacy §4.8, simplified): a status query is answered whatever
     /// its configuration (legacy too); a message of a newer configuration means ours ended,
-    /// so we learn from its sender; one of an older configuration gets our status, which
-    /// shows its sender that its configuration ended. The rest must come from a member of
+    /// so we learn from its sender; a vote, prepare, Join or JoinRequest of an older one is
+    /// told that its configuration ended (legacy's DefunctConfiguration). The rest must come from a member of
     /// our configuration.
     fn on_message(&mut self, message: Message) -> Result<(), InvalidInput> {
         let Message { from, configuration, body } = message;
@@ -379,7 +385,7 @@ impl Replica {
         }
         if let Body::StatusQuery { decree, ballot } = body {
             if !matches!(self.role, Role::Stopped) && configuration > self.configuration.number {
-                self.on_newer_configuration(from.clone());
+                self.on_newer_configuration(from.clone(), configuration);
             }
             let status = self.status(decree, ballot);
             self.send(from, Body::StatusResponse(Box::new(status)));
@@ -402,13 +408,25 @@ impl Replica {
             // replicas of this implementation): a Join of a newer configuration, or news
             // that ours is dead, make us learn from the sender; a JoinRequest for our
             // configuration is answered with a Join.
-            Body::Join { .. } if configuration > self.configuration.number => {
-                self.on_newer_configuration(from)
+            Body::Join { learn_port, checkpointed_decree, .. } if self.configuration.number == 0 => {
+                self.join_by_checkpoint(from, learn_port, checkpointed_decree)
             }
-            Body::Defunct if configuration >= self.configuration.number => self.on_newer_configuration(from),
+            Body::Join { .. } if configuration > self.configuration.number => {
+                self.on_newer_configuration(from, configuration)
+            }
+            Body::Defunct if configuration >= self.configuration.number => {
+                self.on_newer_configuration(from, configuration)
+            }
             Body::JoinRequest if configuration == self.configuration.number => self.send_join(from),
+            Body::Join { .. } | Body::JoinRequest
+                if configuration > 0 && configuration < self.configuration.number =>
+            {
+                self.send_defunct(from)
+            }
             Body::Join { .. } | Body::Defunct | Body::JoinRequest => {}
-            _ if configuration > self.configuration.number => self.on_newer_configuration(from),
+            _ if configuration > self.configuration.number => {
+                self.on_newer_configuration(from, configuration)
+            }
             _ => return self.on_message_of_ours(from, configuration, body),
         }
         Ok(())
@@ -431,8 +449,7 @@ impl Replica {
                 // A member missed the bootstrap: it takes it now, and learns the rest.
                 self.send_bootstrap(&from);
             } else if matches!(body, Body::Vote(_) | Body::Prepare { .. }) {
-                let status = self.status(Decree(0), Ballot::default());
-                self.send(from, Body::StatusResponse(Box::new(status)));
+                self.send_defunct(from);
             }
             return Ok(());
         }

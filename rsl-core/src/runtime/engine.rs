@@ -21,6 +21,7 @@ use crate::paxos::{
 use crate::storage::checkpoint::{
     CheckpointConfiguration, CheckpointHeader, CheckpointWriter, DEFAULT_BLOCK_SIZE,
 };
+use crate::storage::defunct;
 use crate::transport::learn::{learned_votes, LearnServer, StatusRequest};
 use crate::transport::{member_addr, Transport};
 use crate::wire::{Version, WireVote};
@@ -77,8 +78,9 @@ pub(super) enum Event<C> {
     },
     /// Legacy `CopyStateFromReplica`, from the handle.
     CopyState(C),
-    /// The decrees this replica needs are gone from its members' logs: a member's
-    /// checkpoint of this decree was installed instead, for the next start to load.
+    /// A member's checkpoint of this decree was installed, for the next start to load: the
+    /// decrees this replica needs are gone from its members' logs, or it joins a
+    /// configuration it never knew.
     CheckpointInstalled(Decree),
     /// Legacy `ChangeConfiguration`, from the handle.
     ChangeConfiguration {
@@ -92,6 +94,8 @@ pub(super) enum Event<C> {
     /// Testing (legacy Pause/Resume): while paused, peer messages are dropped.
     Pause(bool),
     Stop,
+    /// A checkpoint copy of the engine's own (not `CopyState`'s) ended.
+    CopyDone,
 }
 
 enum Incoming<C> {
@@ -119,6 +123,8 @@ pub(super) struct Engine<S: StateMachine> {
     pub transport: Box<dyn Transport>,
     /// Where the bootstrap checkpoint and copied checkpoints go.
     pub data_dir: PathBuf,
+    /// The highest configuration `defunct.txt` records as ended.
+    pub defunct: u32,
     /// `m_cPQueryRetryIntervalSec`: how often a primary asks for a checkpoint to copy.
     pub copy_retry: Duration,
     /// Every member of every configuration this replica knew, for their learn ports (a
@@ -142,6 +148,9 @@ pub(super) struct Engine<S: StateMachine> {
     pub paused: bool,
     /// The relinquish vote was chosen: shut down at the end of this batch.
     pub relinquished: bool,
+    /// A checkpoint copy of the engine's own is in flight; true once the log rotated again
+    /// meanwhile (a primary then copies again when it ends).
+    pub copying: Option<bool>,
     /// Shut down: `Callback::ShutDown` was the last callback; end after this batch.
     pub stopping: bool,
     /// On the primary, its decrees proposed and not yet executed, with when (for the
@@ -214,10 +223,16 @@ impl<S: StateMachine> Engine<S> {
                 let _ = reply.send(verdict);
             }
             Event::CopyState(cookie) => self.copy_state(cookie)?,
+            // The log filled again while the primary copied: that copy covers too little.
+            Event::CopyDone if self.copying.take() == Some(true) && self.replica.is_primary() => {
+                self.copy_from_secondary()?
+            }
+            Event::CopyDone => {}
             Event::CheckpointInstalled(decree) => {
                 tracing::warn!(
-                    "the members' logs no longer hold the decrees this replica needs: it installed their \
-                     checkpoint {decree} and stops so that a restart loads it"
+                    "installed a member's checkpoint {decree} (the members' logs no longer hold the decrees \
+                     this replica needs, or it joins a configuration it never knew); it stops so that a \
+                     restart loads it"
                 );
                 self.published.installed.store(decree.0, Ordering::Release);
                 self.shut_down(now)?;
@@ -439,6 +454,7 @@ impl<S: StateMachine> Engine<S> {
                 }
                 if let VoteBody::Reconfiguration(members) = &vote.body {
                     self.meet(members);
+                    self.record_defunct(vote.configuration);
                 }
                 let cookies = cookies.map(|ids| {
                     let take =
@@ -463,6 +479,9 @@ impl<S: StateMachine> Engine<S> {
             }
             Action::PersistBootstrap(members) => self.persist_bootstrap(&members)?,
             Action::FetchVotes { from, first } => self.fetch_votes(now, from, first)?,
+            Action::CopyCheckpoint { from, learn_port, decree } => {
+                self.copy_to_join(&from, learn_port, decree)?
+            }
             Action::AskCanBecomePrimary if self.promote_while_catching_up => {
                 let answer = self.app.read().can_become_primary().map(Bytes::from);
                 self.step(now, Input::CanBecomePrimary(answer))?;
@@ -511,11 +530,13 @@ impl<S: StateMachine> Engine<S> {
     /// fills; it copies a secondary's that covers the full log (asking every
     /// `m_cPQueryRetryIntervalSec` until one has), so that log can go.
     fn copy_from_secondary(&mut self) -> Result<(), NodeError> {
-        if self.published.copying_checkpoint.swap(true, Ordering::AcqRel) {
+        if let Some(again) = &mut self.copying {
+            *again = true;
             return Ok(());
         }
+        self.copying = Some(false);
         let (copier, peers, callbacks) = (self.copier(), self.peers(), self.callbacks.clone());
-        let (published, retry) = (Arc::clone(&self.published), self.copy_retry);
+        let (published, retry, done) = (Arc::clone(&self.published), self.copy_retry, self.events_tx.clone());
         let at_least = Decree(published.executed.load(Ordering::Acquire));
         let seed = self.epoch.elapsed().as_nanos() as u64;
         let copy = move || {
@@ -526,9 +547,34 @@ impl<S: StateMachine> Engine<S> {
                 }
                 std::thread::sleep(retry);
             }
-            published.copying_checkpoint.store(false, Ordering::Release);
+            let _ = done.send(Event::CopyDone);
         };
         let spawned = std::thread::Builder::new().name("rsl-copy-checkpoint".to_owned()).spawn(copy);
+        spawned.map(drop).map_err(NodeError::Thread)
+    }
+
+    /// Legacy's "join later": this replica never took the bootstrap, and `from` invites it
+    /// into a later configuration. Its checkpoint (at least `decree`), copied on a thread
+    /// of its own, brings that configuration; once it is installed the replica stops so
+    /// that a restart loads it.
+    fn copy_to_join(&mut self, from: &MemberId, learn_port: u16, decree: Decree) -> Result<(), NodeError> {
+        let Some(ip) = self.transport.source_of(from) else {
+            tracing::warn!("{from} invites this replica to join, but its transport cannot tell from where");
+            return Ok(());
+        };
+        if self.copying.is_some() {
+            return Ok(());
+        }
+        self.copying = Some(false);
+        tracing::info!("{from} invites this replica to join: copying its checkpoint");
+        let (copier, reply) = (self.copier(), self.events_tx.clone());
+        let copy = move || {
+            if let Some((decree, _)) = copier.past(SocketAddr::new(ip, learn_port), decree) {
+                let _ = reply.send(Event::CheckpointInstalled(decree));
+            }
+            let _ = reply.send(Event::CopyDone);
+        };
+        let spawned = std::thread::Builder::new().name("rsl-copy-to-join".to_owned()).spawn(copy);
         spawned.map(drop).map_err(NodeError::Thread)
     }
 
@@ -541,6 +587,19 @@ impl<S: StateMachine> Engine<S> {
     fn peers(&self) -> Vec<Member> {
         let me = self.replica.id();
         self.replica.configuration().members.members().iter().filter(|m| m.id != *me).cloned().collect()
+    }
+
+    /// Configuration `number` ended: legacy's `defunct.txt` says so, for a legacy replica
+    /// that may take this directory over. Nothing here depends on it, so a failure is
+    /// only logged.
+    fn record_defunct(&mut self, number: u32) {
+        if number <= self.defunct {
+            return;
+        }
+        match defunct::record(&self.data_dir, number) {
+            Ok(()) => self.defunct = number,
+            Err(e) => tracing::warn!("cannot record configuration {number} as ended in defunct.txt: {e}"),
+        }
     }
 
     /// Talks to the members of a new configuration it did not know.

@@ -61,11 +61,9 @@ pub(crate) struct Published {
     pub executed: AtomicU64,
     pub shutting_down: AtomicBool,
     pub saving_checkpoint: AtomicBool,
-    /// A primary is copying a secondary's checkpoint.
-    pub copying_checkpoint: AtomicBool,
     /// The newest checkpoint saved since start (status answers name it).
     pub checkpointed: AtomicU64,
-    /// A member's checkpoint installed because the decrees needed were gone (0: none).
+    /// The decree of a member's checkpoint installed for the next start (`u64::MAX`: none).
     pub installed: AtomicU64,
     pub allow_save_state: AtomicBool,
     /// Peer messages and learned votes the core refused.
@@ -89,9 +87,8 @@ impl Default for Published {
             executed: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             saving_checkpoint: AtomicBool::new(false),
-            copying_checkpoint: AtomicBool::new(false),
             checkpointed: AtomicU64::new(0),
-            installed: AtomicU64::new(0),
+            installed: AtomicU64::new(u64::MAX),
             allow_save_state: AtomicBool::new(true),
             refused: AtomicU64::new(0),
             learned: AtomicU64::new(0),

@@ -174,15 +174,15 @@ impl<S: StateMachine> Replica<S> {
         };
         let mut app = app;
         let load = |reader: Option<&mut _>| app.load_state(reader);
-        let (journal, recovery, loaded): (Box<dyn Durable>, _, _) = match config.journal {
+        let (journal, recovery, loaded, defunct): (Box<dyn Durable>, _, _, _) = match config.journal {
             JournalKind::File => {
                 let r = restore::<FileJournal>(&data_dir, options, load).map_err(NodeError::Restore)?;
-                (Box::new(r.journal), r.recovery, r.checkpoint)
+                (Box::new(r.journal), r.recovery, r.checkpoint, r.defunct)
             }
             JournalKind::Nvm { dax } => {
                 let options = NvmOptions { dax, ..NvmOptions::new(version) };
                 let r = restore::<NvmJournal>(&data_dir, options, load).map_err(NodeError::Restore)?;
-                (Box::new(r.journal), r.recovery, r.checkpoint)
+                (Box::new(r.journal), r.recovery, r.checkpoint, r.defunct)
             }
         };
         let mut known = members.as_ref().map_or_else(Vec::new, |m| m.members().to_vec());
@@ -212,7 +212,7 @@ impl<S: StateMachine> Replica<S> {
         let pipelined_window = config.core(u64::MAX).window;
         let window = if version == Version::V7 { pipelined_window } else { 1 };
         let core = crate::paxos::Replica::new(
-            me.clone(),
+            &member,
             config.core(window),
             configuration.clone(),
             recovered,
@@ -315,6 +315,7 @@ impl<S: StateMachine> Replica<S> {
             published: Arc::clone(&published),
             transport,
             data_dir,
+            defunct,
             copy_retry: Duration::from_secs(config.c_p_query_retry_interval_sec),
             known,
             learn,
@@ -328,6 +329,7 @@ impl<S: StateMachine> Replica<S> {
             next_cookie: 0,
             paused: false,
             relinquished: false,
+            copying: None,
             stopping: false,
             proposed: VecDeque::new(),
         };
@@ -656,12 +658,12 @@ impl<S: StateMachine> Replica<S> {
         self.recovered_records
     }
 
-    /// Set when the replica stopped because the decrees it needed were gone from its
-    /// members' logs: it installed a member's checkpoint of this decree instead (legacy
-    /// exits the process here). `unload` returns the application; initializing it again
+    /// Set when the replica stopped because it installed a member's checkpoint of this
+    /// decree (legacy exits the process here): the decrees it needed were gone from its
+    /// members' logs, or, never bootstrapped, it was invited into a later configuration. `unload` returns the application; initializing it again
     /// loads the checkpoint and the replica catches up from there.
     pub fn installed_checkpoint(&self) -> Option<Decree> {
-        Some(Decree(self.published.installed.load(Ordering::Acquire))).filter(|d| d.0 > 0)
+        Some(Decree(self.published.installed.load(Ordering::Acquire))).filter(|d| d.0 != u64::MAX)
     }
 
     /// Whether the replica is running (false after a relinquish, an unload or a failure).

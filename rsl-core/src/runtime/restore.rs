@@ -1,5 +1,5 @@
-//! Restart of a data directory (legacy §5.5, steps 1–3): empty `Temp/`; refuse a defunct
-//! replica; walk the checkpoints newest first, failing at once when the logs do not reach
+//! Restart of a data directory (legacy §5.5, steps 1–3): empty `Temp/`; read
+//! `defunct.txt`; walk the checkpoints newest first, failing at once when the logs do not reach
 //! back to the candidate (legacy's "missing logs"); hand each to `load_state`, falling
 //! back to older ones; with none, start empty only when the logs start at decree 0. Then
 //! the journal (file or nvm) is opened after its last valid record, a log missing between
@@ -8,7 +8,7 @@
 
 use crate::paxos::Record;
 use crate::storage::checkpoint::{list_checkpoints, CheckpointHeader, CheckpointReader};
-use crate::storage::{list_logs, Journal, Recovery};
+use crate::storage::{defunct, list_logs, Journal, Recovery};
 use std::path::Path;
 
 pub(super) struct LoadedCheckpoint {
@@ -19,10 +19,9 @@ pub(super) struct Restored<J> {
     pub journal: J,
     pub recovery: Recovery,
     pub checkpoint: Option<LoadedCheckpoint>,
+    /// The highest configuration `defunct.txt` records as ended (0: none).
+    pub defunct: u32,
 }
-
-/// Written by legacy when this replica's configuration was replaced (§4.8).
-const DEFUNCT: &str = "defunct.txt";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
     move |e| format!("{}: {e}", path.display())
@@ -39,12 +38,7 @@ pub(super) fn restore<J: Journal>(
         let path = entry.map_err(io(&temp))?.path();
         std::fs::remove_file(&path).map_err(io(&path))?;
     }
-    if dir.join(DEFUNCT).exists() {
-        return Err(format!(
-            "{}: legacy RSL removed this replica from its configuration; rejoining from such a directory is not built (start it on an empty one)",
-            dir.join(DEFUNCT).display()
-        ));
-    }
+    let defunct = defunct::read(dir)?;
     let oldest_log = list_logs(dir).map_err(|e| e.to_string())?.first().map(|(decree, _)| *decree);
     let mut loaded = None;
     let mut rejected = Vec::new();
@@ -106,5 +100,5 @@ pub(super) fn restore<J: Journal>(
             cut.offset
         );
     }
-    Ok(Restored { journal, recovery, checkpoint })
+    Ok(Restored { journal, recovery, checkpoint, defunct })
 }

@@ -2,9 +2,9 @@
 //! stream into packets, checking each size before reading the body (below 20 bytes or
 //! above the limit drops the connection, as legacy does); [`Gateway::admit`] decodes a
 //! packet with `wire::decode_packet` and checks who sent it: a sender that is not a peer of
-//! a configuration it knew (but for a Bootstrap that names the sender), or a peer writing
-//! from another IP than its configured one (unless that is 0 = any), closes the
-//! connection. A bad checksum, a malformed message, a request on one of our client
+//! a configuration it knew (but for a Bootstrap that names the sender, and anyone while
+//! the replica waits for its bootstrap), or a peer writing from another IP than its
+//! configured one (unless that is 0 = any), closes the connection. A bad checksum, a malformed message, a request on one of our client
 //! connections (which carry responses only, §4.12) and a message the core does not handle
 //! yet drop only the packet. The caller counts every refusal.
 
@@ -64,11 +64,13 @@ pub(super) fn is_response(body: &Body) -> bool {
         | Body::PrepareAccepted { .. }
         | Body::NotAccepted { .. }
         | Body::StatusResponse(_)
-        // This core sends Join only in answer to a JoinRequest, and never the other two.
+        // A JoinRequest answers a message of a configuration the sender is not in (and
+        // whose members it may not know).
         | Body::Defunct
-        | Body::Join { .. }
         | Body::JoinRequest => true,
-        Body::Vote(_)
+        // A Join goes out as a request, as legacy's do: its receiver may not know us.
+        Body::Join { .. }
+        | Body::Vote(_)
         | Body::Prepare { .. }
         | Body::StatusQuery { .. }
         | Body::ReconfigurationDecision { .. }
@@ -133,24 +135,24 @@ impl Gateway {
             _ => Refused::drop_packet(Refusal::Malformed),
         })?;
         let known = self.peers.read().iter().find(|(id, _)| *id == wire.header.from).map(|(_, ip)| *ip);
-        if known.is_none() && wire.body.id() != MessageId::Bootstrap {
-            // A replica waiting for its bootstrap keeps the connection: the members' other
-            // messages come first on it, and their Bootstrap follows.
-            let waiting = self.peers.read().is_empty();
-            return Err(if waiting { Refused::drop_packet } else { Refused::close }(Refusal::NonMember));
+        // A replica waiting for its bootstrap knows no one: it hears strangers out (its core
+        // takes only a Bootstrap naming the sender, and an invitation to join).
+        let waiting = self.peers.read().is_empty();
+        if known.is_none() && !waiting && wire.body.id() != MessageId::Bootstrap {
+            return Err(Refused::close(Refusal::NonMember));
         }
         if side == Side::Client && !accepted_on_client_side(wire.body.id()) {
             return Err(Refused::drop_packet(Refusal::WrongDirection));
         }
         let version = wire.header.version;
         let message = wire.into_core().ok_or(Refused::drop_packet(Refusal::Unsupported))?;
-        // A stranger is admitted with one message only: a Bootstrap whose set names it
-        // (a replica waiting for its bootstrap knows no one yet), from the address it gives.
+        // Otherwise a stranger is admitted with one message only: a Bootstrap whose set
+        // names it, from the address it gives.
         let named = || match &message.body {
             Body::Bootstrap(set) => set.members().iter().find(|m| m.id == message.from).map(|m| m.ip),
             _ => None,
         };
-        let ip = known.or_else(named).ok_or(Refused::close(Refusal::NonMember))?;
+        let ip = known.or_else(named).or(waiting.then_some(0)).ok_or(Refused::close(Refusal::NonMember))?;
         if ip != 0 && source != IpAddr::V4(member_addr(ip)) {
             return Err(Refused::close(Refusal::WrongAddress));
         }

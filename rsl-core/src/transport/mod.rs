@@ -58,6 +58,11 @@ pub trait Transport: Send + 'static {
     /// Talks to the members of `members` it does not know yet too (a new configuration's);
     /// the members it knew stay reachable (a removed replica still learns and answers).
     fn add_members(&mut self, members: &MemberSet) -> Result<(), StartError>;
+    /// The address `member`'s newest connection to us comes from, where connections have
+    /// one: how a replica that knows no members reaches the one inviting it to join.
+    fn source_of(&self, _member: &MemberId) -> Option<std::net::IpAddr> {
+        None
+    }
 }
 
 /// The settings of one replica's transport (legacy `RSLConfigParam` rows 13, 14, 17, 27 and

@@ -67,8 +67,9 @@ struct Shared {
     /// The version outgoing messages are encoded in (raised at run time, §4.11).
     version: AtomicU16,
     stop: Receiver<()>,
-    /// The newest inbound connection of each peer (its serial and queue), for responses.
-    inbound: Mutex<HashMap<MemberId, (u64, Outbox)>>,
+    /// The newest inbound connection of each peer (its serial, queue and source address),
+    /// for responses.
+    inbound: Mutex<HashMap<MemberId, (u64, Outbox, IpAddr)>>,
     /// Every open socket by serial, so `stop` can shut them down; `None` once stopped.
     sockets: Mutex<Option<HashMap<u64, Arc<TcpStream>>>>,
     /// Accepted connections still open, oldest first, for the connection limits.
@@ -157,17 +158,20 @@ impl TcpTransport {
         if self.stop.is_none() {
             return Err(SendError::Stopped);
         }
-        let client = self.peers.get(to).ok_or_else(|| SendError::UnknownPeer(to.clone()))?;
+        // A response may go to a stranger that wrote to us (a replica that knows no members
+        // answers whoever invites it to join).
         let pushed = if packet.response {
             let inbound = self.shared.inbound.lock().unwrap_or_else(PoisonError::into_inner);
             match inbound.get(to) {
-                Some((_, outbox)) => outbox.push(packet.bytes.clone()).map_err(|e| match e {
+                Some((_, outbox, _)) => outbox.push(packet.bytes.clone()).map_err(|e| match e {
                     PushError::Full => SendError::QueueFull,
                     PushError::Closed => SendError::NoConnection,
                 }),
-                None => Err(SendError::NoConnection),
+                None if self.peers.contains_key(to) => Err(SendError::NoConnection),
+                None => Err(SendError::UnknownPeer(to.clone())),
             }
         } else {
+            let client = self.peers.get(to).ok_or_else(|| SendError::UnknownPeer(to.clone()))?;
             client.push(packet.bytes.clone()).map_err(|e| match e {
                 PushError::Full => SendError::QueueFull,
                 PushError::Closed => SendError::Stopped,
@@ -183,6 +187,12 @@ impl TcpTransport {
 
     pub fn stats(&self) -> TransportStats {
         self.shared.counters.snapshot()
+    }
+
+    /// The address `member`'s newest connection to us comes from.
+    pub fn source_of(&self, member: &MemberId) -> Option<IpAddr> {
+        let inbound = self.shared.inbound.lock().unwrap_or_else(PoisonError::into_inner);
+        inbound.get(member).map(|(_, _, source)| *source)
     }
 
     /// Closes every connection and joins every thread. A client writer in the middle of a
@@ -310,6 +320,10 @@ impl Transport for TcpTransport {
     fn add_members(&mut self, members: &MemberSet) -> Result<(), StartError> {
         TcpTransport::add_members(self, members)
     }
+
+    fn source_of(&self, member: &MemberId) -> Option<IpAddr> {
+        TcpTransport::source_of(self, member)
+    }
 }
 
 impl Shared {
@@ -420,7 +434,7 @@ impl Shared {
             if let Some((serial, outbox, spoken)) = route.filter(|_| !speakers.contains(&message.from)) {
                 spoken.store(true, Ordering::Relaxed);
                 let mut inbound = self.inbound.lock().unwrap_or_else(PoisonError::into_inner);
-                inbound.insert(message.from.clone(), (serial, outbox.clone()));
+                inbound.insert(message.from.clone(), (serial, outbox.clone(), source));
                 speakers.push(message.from.clone());
             }
             if !self.deliver(version, message) {
@@ -623,7 +637,7 @@ fn serve(shared: &Arc<Shared>, serial: u64, stream: Arc<TcpStream>, spoken: &Ato
     let mut inbound = shared.inbound.lock().unwrap_or_else(PoisonError::into_inner);
     for speaker in speakers {
         // A newer connection from the same peer may have taken over the route.
-        if inbound.get(&speaker).is_some_and(|(s, _)| *s == serial) {
+        if inbound.get(&speaker).is_some_and(|(s, _, _)| *s == serial) {
             inbound.remove(&speaker);
         }
     }

@@ -6,8 +6,8 @@
 
 use bytes::Bytes;
 use rsl_core::paxos::{
-    Action, Ballot, Body, Config, Configuration, Decree, Input, MemberId, MemberSet, Message, Recovered,
-    Replica, State, Status, Token, Vote, VoteBody,
+    Action, Ballot, Body, Config, Configuration, Decree, Input, Member, MemberId, MemberSet, Message,
+    Recovered, Replica, State, Status, Token, Vote, VoteBody,
 };
 use std::sync::Arc;
 
@@ -18,6 +18,11 @@ pub const T0: u64 = 1_000_000;
 
 pub fn id(s: &str) -> MemberId {
     MemberId::new(s).unwrap()
+}
+
+/// Member `s` as a set built from ids names it.
+pub fn member(s: &str) -> Member {
+    Member::named(s).unwrap()
 }
 
 pub fn ballot(number: u32, member: &str) -> Ballot {
@@ -86,7 +91,7 @@ pub fn persist_all(r: &mut Replica, now: u64) -> Vec<String> {
 
 /// A fresh replica of `ids`: StatusQuery already sent (Initializing, unless alone).
 pub fn fresh(ids: &[&str], config: Config) -> Replica {
-    let mut r = Replica::new(id(ME), config, configuration(ids), Recovered::default(), 7, T0).unwrap();
+    let mut r = Replica::new(&member(ME), config, configuration(ids), Recovered::default(), 7, T0).unwrap();
     let _ = r.drain_actions();
     r
 }

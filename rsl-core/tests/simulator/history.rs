@@ -57,6 +57,8 @@ pub struct History {
     pub core_errors: Vec<String>,
     /// The run reached its end (no panic stopped it).
     pub completed: bool,
+    /// Replicas that joined a later configuration by copying a checkpoint.
+    pub joins: usize,
 }
 
 impl History {
@@ -72,12 +74,13 @@ impl History {
         let changes =
             self.final_log().iter().filter(|v| matches!(v.body, VoteBody::Reconfiguration(_))).count();
         format!(
-            "{} decrees chosen, {changes} replica-set changes, {} requests acknowledged ({} after the heal), {} incarnations, {} primary ballots",
+            "{} decrees chosen, {changes} replica-set changes, {} requests acknowledged ({} after the heal), {} incarnations, {} primary ballots, {} joins by checkpoint copy",
             self.final_log().len(),
             self.acks.len(),
             self.liveness_requests.len(),
             self.incarnations.len(),
-            primaries.len()
+            primaries.len(),
+            self.joins
         )
     }
 

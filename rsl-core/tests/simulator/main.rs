@@ -24,6 +24,7 @@ mod sim;
 mod workload;
 
 use checkers::Violation;
+use history::History;
 use sim::{Params, Sim};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,11 +45,11 @@ const REGRESSION_SEEDS: &[u64] = &[
 /// Runs one seed to its end and checks it. A panic in the core is a violation; the
 /// checkers still judge the history up to it.
 pub fn run(params: Params, trace: bool) -> Vec<Violation> {
-    run_with_summary(params, trace).0
+    run_with_history(params, trace).0
 }
 
-/// [`run`], with a one-line summary of what the run did.
-fn run_with_summary(params: Params, trace: bool) -> (Vec<Violation>, String) {
+/// [`run`], with the history it judged.
+fn run_with_history(params: Params, trace: bool) -> (Vec<Violation>, History) {
     let mut sim = Sim::new(params, trace);
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| sim.run())) {
         let message = payload
@@ -58,7 +59,7 @@ fn run_with_summary(params: Params, trace: bool) -> (Vec<Violation>, String) {
             .unwrap_or("non-string panic");
         sim.history.core_errors.push(format!("panic: {message}"));
     }
-    (checkers::check(&sim.history), sim.history.summary())
+    (checkers::check(&sim.history), sim.history)
 }
 
 fn report(seed: u64, violations: &[Violation]) -> String {
@@ -74,17 +75,20 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
 }
 
-/// Runs `seeds` on every core; returns a report per failing seed.
-fn run_seeds(seeds: &[u64]) -> Vec<String> {
+/// Runs `seeds` on every core; returns a report per failing seed, and how many replicas
+/// joined a configuration by copying a checkpoint.
+fn run_seeds(seeds: &[u64]) -> (Vec<String>, usize) {
+    let joins = AtomicUsize::new(0);
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    std::thread::scope(|s| {
+    let failures = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
                     let mut failures = Vec::new();
                     while let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let violations = run(Params::from_seed(seed), false);
+                        let (violations, history) = run_with_history(Params::from_seed(seed), false);
+                        joins.fetch_add(history.joins, Ordering::Relaxed);
                         if !violations.is_empty() {
                             let failure = report(seed, &violations);
                             eprintln!("{failure}");
@@ -96,7 +100,8 @@ fn run_seeds(seeds: &[u64]) -> Vec<String> {
             })
             .collect();
         workers.into_iter().flat_map(|w| w.join().expect("seed runner")).collect()
-    })
+    });
+    (failures, joins.into_inner())
 }
 
 #[test]
@@ -104,8 +109,8 @@ fn one_seed() {
     let seed = env_u64("SIM_SEED", 1);
     let params = Params::from_seed(seed);
     println!("{params:#?}");
-    let (violations, summary) = run_with_summary(params, std::env::var_os("SIM_TRACE").is_some());
-    println!("seed {seed}: {summary}");
+    let (violations, history) = run_with_history(params, std::env::var_os("SIM_TRACE").is_some());
+    println!("seed {seed}: {}", history.summary());
     assert!(violations.is_empty(), "{}", report(seed, &violations));
 }
 
@@ -114,12 +119,16 @@ fn seeds() {
     let count = env_u64("SIM_SEEDS", 1000);
     let start = env_u64("SIM_SEED_START", 0);
     let seeds: Vec<u64> = (start..start + count).collect();
-    let failures = run_seeds(&seeds);
+    let (failures, joins) = run_seeds(&seeds);
+    println!(
+        "{count} seeds from {start}: {} failed; {joins} replicas joined by copying a checkpoint",
+        failures.len()
+    );
     assert!(failures.is_empty(), "{} of {count} seeds failed; first:\n{}", failures.len(), failures[0]);
 }
 
 #[test]
 fn regression_seeds() {
-    let failures = run_seeds(REGRESSION_SEEDS);
+    let (failures, _) = run_seeds(REGRESSION_SEEDS);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -11,8 +11,8 @@ use crate::history::{Ack, FinalNode, History, Incarnation, Observation};
 use crate::workload::{self, Workload};
 use bytes::Bytes;
 use rsl_core::paxos::{
-    chosen_votes, Action, Ballot, Body, Config, Configuration, Cookie, Decree, Input, InvalidInput, MemberId,
-    MemberSet, Message, Record, Recovered, Replica, Rng, Token, Vote, VoteBody,
+    chosen_votes, Action, Ballot, Body, Config, Configuration, Cookie, Decree, Input, InvalidInput, Member,
+    MemberId, MemberSet, Message, Record, Recovered, Replica, Rng, Token, Vote, VoteBody,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -65,6 +65,9 @@ pub struct Params {
     pub keep_down: usize,
     /// The first set's nodes start in configuration 0; node 0's application bootstraps it.
     pub bootstrap: bool,
+    /// With `bootstrap`, the nodes outside the first set start in configuration 0 too: a
+    /// configuration that names them later needs legacy's "join later".
+    pub late_joiners: bool,
     pub bugs: Bugs,
 }
 
@@ -99,6 +102,7 @@ impl Params {
         if faults.reconfigure {
             keep_down = 0; // which nodes form a quorum at the heal is not known in advance
         }
+        let late_joiners = bootstrap && rng.below(2) == 0;
         Self {
             seed,
             nodes,
@@ -110,6 +114,7 @@ impl Params {
             liveness_us: 10_000_000 + 40 * election_delay_us,
             keep_down,
             bootstrap,
+            late_joiners,
             bugs: Bugs::default(),
         }
     }
@@ -384,9 +389,10 @@ impl Sim {
         let config = self.params.config.clone();
         let records = recovered.records.len();
         // Nodes outside the first set start as a replica started with legacy's old API
-        // does: knowing the first configuration (joining from configuration 0 would need
-        // a checkpoint transfer).
-        let bootstraps = self.params.bootstrap && node < self.params.nodes;
+        // does, knowing the first configuration, or (`late_joiners`) wait in configuration
+        // 0 as those of the set do until they take the bootstrap. One that never takes it
+        // may join a later configuration that names it (`copy_checkpoint`).
+        let bootstraps = self.params.bootstrap && (node < self.params.nodes || self.params.late_joiners);
         let configuration = match (&n.bootstrapped, bootstraps) {
             (_, false) => self.configuration.clone(),
             (Some(members), true) => {
@@ -396,7 +402,14 @@ impl Sim {
                 Configuration { number: 0, initial_decree: Decree(0), members: MemberSet::default() }
             }
         };
-        match Replica::new(n.id.clone(), config, configuration, recovered, seed, now) {
+        match Replica::new(
+            &Member::named(n.id.as_str()).expect("a valid id"),
+            config,
+            configuration,
+            recovered,
+            seed,
+            now,
+        ) {
             Ok(replica) => n.replica = Some(replica),
             Err(e) => return self.history.core_errors.push(format!("node {node} failed to start: {e}")),
         }
@@ -479,6 +492,7 @@ impl Sim {
             Action::AbortReconfiguration { .. } => {}
             Action::PersistBootstrap(members) => self.nodes[node].bootstrapped = Some(members),
             Action::FetchVotes { from, first } => self.fetch(node, &from, first),
+            Action::CopyCheckpoint { from, .. } => self.copy_checkpoint(node, &from),
             Action::AskCanBecomePrimary => {
                 // The application may refuse during the faulty phase.
                 let veto = !self.healed && self.rng.below(100) < self.params.faults.veto_pct;
@@ -486,6 +500,19 @@ impl Sim {
             }
             Action::NotifyStatus { .. } | Action::NotifyPrimaryRecovered | Action::Relinquished => {}
         }
+    }
+
+    /// Legacy's "join later": `node` never took the bootstrap and copies `from`'s checkpoint,
+    /// then exits so that its restart loads it. The simulated logs are never truncated, so
+    /// the copy is the oldest checkpoint: the first configuration's set (its `0.codex`, or
+    /// what a replica started with that set holds), after which everything is learned.
+    fn copy_checkpoint(&mut self, node: usize, from: &MemberId) {
+        let Some(source) = self.nodes.iter().find(|n| n.id == *from) else { return };
+        let set = source.bootstrapped.clone().unwrap_or_else(|| self.configuration.members.clone());
+        self.nodes[node].bootstrapped = Some(set);
+        self.history.joins += 1;
+        let exit = Event::Exit { node, incarnation: self.nodes[node].incarnation };
+        self.schedule(self.now + 1_000, exit);
     }
 
     /// The application: records what it executed, and tells clients their requests
@@ -740,15 +767,6 @@ impl Sim {
                 }
             }
             Fault::Reconfigure(nodes) => {
-                // A replica that never took the bootstrap cannot join a later configuration
-                // (legacy's join-later path copies a checkpoint: not built), so an operator
-                // does not name it.
-                let joinable = |n: &usize| {
-                    !(self.params.bootstrap
-                        && *n < self.params.nodes
-                        && self.nodes[*n].bootstrapped.is_none())
-                };
-                let nodes: Vec<usize> = nodes.into_iter().filter(joinable).collect();
                 if let Some(primary) = self.primary().filter(|_| !nodes.is_empty()) {
                     let ids: Vec<&str> = nodes.iter().map(|&n| self.nodes[n].id.as_str()).collect();
                     let members = MemberSet::of_ids(&ids).expect("distinct valid ids");
