@@ -3,9 +3,8 @@
 // exports only C symbols. Callbacks reach the virtuals through noexcept trampolines.
 //
 // Differences from legacy, all deliberate:
-// - Not built: a replica that never took the bootstrap cannot join a configuration past
-//   the first (legacy copies a checkpoint on a Join). Join, JoinRequest and
-//   DefunctConfiguration are answered, never sent.
+// - Legacy's periodic Join messages are not sent: a Join answers a JoinRequest (which a
+//   replica that never took the bootstrap sends to join a later configuration).
 // - SetThumbprintsForSsl / SetSubjectNamesForSsl return false (and log why) on a bad
 //   thumbprint or a missing certificate, where legacy returned true.
 // - Invalid arguments (a NULL or empty request, a NULL config) return RSLInvalidParameter
