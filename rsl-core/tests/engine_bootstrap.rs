@@ -30,11 +30,12 @@ fn a_replica_of_configuration_zero_waits_inactive() {
     let mut r = waiting();
     assert_eq!((r.state(), r.configuration().number, r.is_bootstrapped()), (State::Inactive, 0, false));
     assert_eq!(r.next_deadline(), u64::MAX);
-    // Votes of a running configuration do not make it learn (it lacks the set): it
-    // answers with its status, so a member can bootstrap it.
+    // Votes of configuration 1 do not make it learn (it lacks the set): it answers with
+    // its status, so a member can bootstrap it, then asks to join (legacy's answer).
     let out = step(&mut r, T0, vote_msg(&vote(5, &ballot(2, "1"), 4, &["x"])));
-    assert_eq!(out.len(), 1);
+    assert_eq!(out.len(), 2);
     assert!(out[0].starts_with("send 1 <- 2@0: StatusResponse("), "{out:?}");
+    assert_eq!(out[1], "send 1 <- 2@1: JoinRequest");
 }
 
 #[test]

@@ -91,15 +91,15 @@ impl Replica {
         }
     }
 
-    /// Not bootstrapped, we hear from `configuration`. Of configuration 1, our status tells
-    /// the sender, who bootstraps us if we are in its set. Of a later one (legacy's "join
-    /// later", first half) we ask the sender to Join us, at most once per
-    /// `initialize_retry_us`.
+    /// Not bootstrapped, we hear from `configuration`: legacy's "join later", first half.
+    /// We ask the sender to Join us, at most once per `initialize_retry_us`. Of
+    /// configuration 1, our status goes first: a member of ours that reads it bootstraps us
+    /// before its Join arrives, which then changes nothing (a legacy member only answers
+    /// the JoinRequest).
     fn on_configuration_unknown(&mut self, from: MemberId, configuration: u32) {
         if configuration == 1 {
             let status = self.status(Decree(0), Ballot::default());
-            self.send(from, Body::StatusResponse(Box::new(status)));
-            return;
+            self.send(from.clone(), Body::StatusResponse(Box::new(status)));
         }
         if self.join_requested_at.is_some_and(|at| self.now < at + self.config.initialize_retry_us) {
             return;
