@@ -6,11 +6,27 @@
 
 #include "rsl.h"
 
+#include <arpa/inet.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <string>
+
+// Members "1".."n" on 127.0.0.1..n, Paxos ports base+2i (learn ports one above: legacy's
+// default when m_rslLearnPort is 0).
+inline RSLib::RSLNodeCollection LoopbackMembers(int n, unsigned short base) {
+    RSLib::RSLNodeCollection members;
+    for (int i = 1; i <= n; i++) {
+        RSLib::RSLNode node;
+        snprintf(node.m_memberIdString, sizeof(node.m_memberIdString), "%d", i);
+        node.m_ip = inet_addr(("127.0.0." + std::to_string(i)).c_str());
+        node.m_rslPort = static_cast<unsigned short>(base + 2 * i);
+        members.Append(node);
+    }
+    return members;
+}
 
 // What a client waits on: filled in by the execute or abort callback.
 struct Pending {

@@ -7,7 +7,6 @@
 //   loadgen [--seconds S] [--clients C] [--dir D]
 #include "kvstore.h"
 
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,16 +41,7 @@ int main(int argc, char** argv) {
     cfg.m_newLeaderGracePeriodSec = 2;
     cfg.m_fastReadSeqThreshold = 1000;
     snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s", dir.c_str());
-    RSLNodeCollection members;
-    unsigned short port = static_cast<unsigned short>(30000 + getpid() % 20000);
-    for (int i = 1; i <= 3; i++) {
-        RSLNode node;
-        snprintf(node.m_memberIdString, sizeof(node.m_memberIdString), "%d", i);
-        std::string ip = "127.0.0." + std::to_string(i);
-        node.m_ip = inet_addr(ip.c_str());
-        node.m_rslPort = static_cast<unsigned short>(port + 2 * i);
-        members.Append(node);
-    }
+    RSLNodeCollection members = LoopbackMembers(3, static_cast<unsigned short>(30000 + getpid() % 20000));
     KvStore replicas[3];
     for (int i = 0; i < 3; i++) {
         // Protocol version 6 keeps the wire legacy's; rsl pipelines only at version 7.
