@@ -11,7 +11,7 @@
 
 use super::copy_state::Copier;
 use super::executor::Callback;
-use super::journal::{Writer, Writes};
+use super::journal::{append_all, timed, Writer, Writes};
 use super::state_machine::{ResponseCode, StateMachine};
 use super::{NodeError, Published};
 use crate::paxos::{
@@ -168,7 +168,7 @@ impl<S: StateMachine> Engine<S> {
         let result = self.serve();
         self.transport.stop();
         self.learn.stop();
-        let Writer { writes, thread } = self.writer;
+        let Writer::Thread { writes, thread } = self.writer else { return result };
         drop(writes); // the writer syncs what it has, then sees the channel closed
         let joined = thread.join().map_err(|p| NodeError::Panicked(super::panic_message(&p)));
         result.and(joined)
@@ -384,12 +384,26 @@ impl<S: StateMachine> Engine<S> {
         Ok(batch)
     }
 
-    /// Hands the batch's records to the journal writer and publishes the new state.
+    /// Hands the batch's records to the journal writer (or, inline, makes them durable and
+    /// steps on, until no record is pending) and publishes the new state.
     fn end_batch(&mut self) -> Result<(), NodeError> {
-        if let Some(token) = self.pending_token.take() {
+        while let Some(token) = self.pending_token.take() {
             let records = std::mem::take(&mut self.pending);
-            if self.writer.writes.send(Writes { records, token }).is_err() {
-                return Err(NodeError::Journal("the journal writer ended".to_owned()));
+            match &mut self.writer {
+                Writer::Thread { writes, .. } => {
+                    if writes.send(Writes { records, token }).is_err() {
+                        return Err(NodeError::Journal("the journal writer ended".to_owned()));
+                    }
+                }
+                Writer::Inline(journal) => {
+                    let started = Instant::now();
+                    append_all(journal.as_mut(), &records, &self.published)
+                        .and_then(|()| journal.sync().map_err(|e| e.to_string()))
+                        .map_err(NodeError::Journal)?;
+                    timed(&self.published, started);
+                    let now = self.now();
+                    self.step(now, Input::Persisted(token))?;
+                }
             }
         }
         self.published.primary.store(self.replica.is_primary(), Ordering::Release);

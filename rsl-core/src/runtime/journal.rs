@@ -1,10 +1,15 @@
-//! The journal writer thread: it owns the journal (file or nvm, behind [`Durable`]). The engine hands over each
-//! batch's records with the batch's last token; the writer appends every batch queued
-//! since its last sync, syncs once (group commit: one `fdatasync` however many batches
-//! and records), then reports the newest token as `Persisted`. Tokens are cumulative, so
-//! one completion covers every record before it. After a failure it reports the error
-//! and ends: nothing after the last completion is known durable. It also reports each
-//! switch to a new log file (legacy answers it with a checkpoint).
+//! The journal writer: the file journal gets a thread of its own, since an `fdatasync`
+//! blocks for milliseconds; the nvm journal is written on the engine thread, since its
+//! sync (a few cache-line flushes and a fence) costs less than waking another thread, and
+//! the two hand-offs it saves are on the commit path of every secondary.
+//!
+//! The engine hands over each batch's records with the batch's last token; the writer
+//! thread appends every batch queued since its last sync, syncs once (group commit: one
+//! `fdatasync` however many batches and records), then reports the newest token as
+//! `Persisted`. Tokens are cumulative, so one completion covers every record before it.
+//! After a failure it reports the error and ends: nothing after the last completion is
+//! known durable. It also reports each switch to a new log file (legacy answers it with a
+//! checkpoint).
 
 use super::engine::Event;
 use super::{NodeError, Published};
@@ -59,24 +64,54 @@ pub(super) struct Writes {
     pub token: Token,
 }
 
-/// The engine's end of the writer thread.
-pub(super) struct Writer {
-    pub writes: Sender<Writes>,
-    pub thread: JoinHandle<()>,
+/// The engine's end of the journal.
+pub(super) enum Writer {
+    Thread {
+        writes: Sender<Writes>,
+        thread: JoinHandle<()>,
+    },
+    /// Written and synced by the engine itself ([`append_all`], then `sync`).
+    Inline(Box<dyn Durable>),
 }
 
+/// A writer thread for `journal`, or the journal itself to be written `inline`.
 pub(super) fn start<C: Send + 'static>(
     journal: Box<dyn Durable>,
+    inline: bool,
     engine: Sender<Event<C>>,
     published: Arc<Published>,
     me: &MemberId,
 ) -> Result<Writer, NodeError> {
+    if inline {
+        return Ok(Writer::Inline(journal));
+    }
     let (writes, queue) = unbounded();
     let thread = std::thread::Builder::new()
         .name(format!("rsl-journal-{me}"))
         .spawn(move || write_loop(journal, &queue, &engine, &published))
         .map_err(NodeError::Thread)?;
-    Ok(Writer { writes, thread })
+    Ok(Writer::Thread { writes, thread })
+}
+
+/// Appends `records`, counting them; the first error ends it.
+pub(super) fn append_all(
+    journal: &mut dyn Durable,
+    records: &[Record],
+    published: &Published,
+) -> Result<(), String> {
+    published.log_writes.fetch_add(records.len() as u64, Ordering::Relaxed);
+    for record in records {
+        let bytes = journal.append(record).map_err(|e| e.to_string())?;
+        published.log_write_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Counts one sync's time, `started` being when its batch's appends began.
+pub(super) fn timed(published: &Published, started: Instant) {
+    let micros = started.elapsed().as_micros() as u64;
+    published.log_write_micros.fetch_add(micros, Ordering::Relaxed);
+    published.log_write_max_micros.fetch_max(micros, Ordering::Relaxed);
 }
 
 fn write_loop<C>(
@@ -93,19 +128,12 @@ fn write_loop<C>(
         for writes in std::iter::once(first).chain(queue.try_iter()) {
             assert!(writes.token >= token, "tokens grow");
             token = writes.token;
-            published.log_writes.fetch_add(writes.records.len() as u64, Ordering::Relaxed);
-            for record in &writes.records {
-                if result.is_ok() {
-                    result = journal.append(record).map_err(|e| e.to_string()).map(|bytes| {
-                        published.log_write_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                    });
-                }
+            if result.is_ok() {
+                result = append_all(journal.as_mut(), &writes.records, published);
             }
         }
         let result = result.and_then(|()| journal.sync().map_err(|e| e.to_string()));
-        let micros = started.elapsed().as_micros() as u64;
-        published.log_write_micros.fetch_add(micros, Ordering::Relaxed);
-        published.log_write_max_micros.fetch_max(micros, Ordering::Relaxed);
+        timed(published, started);
         if journal.current_log() != log {
             log = journal.current_log();
             let _ = engine.send(Event::LogRotated);

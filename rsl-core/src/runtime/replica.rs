@@ -282,7 +282,8 @@ impl<S: StateMachine> Replica<S> {
         let (events_tx, events) = unbounded();
         let (callbacks_tx, callbacks) = unbounded();
         let (reads_tx, reads) = unbounded();
-        let writer = journal::start(journal, events_tx.clone(), Arc::clone(&published), me)?;
+        let inline = matches!(config.journal, JournalKind::Nvm { .. });
+        let writer = journal::start(journal, inline, events_tx.clone(), Arc::clone(&published), me)?;
         let readers = readers::start(config.reader_threads(), &app, &reads, &published)?;
         let mut executor = Executor {
             app: Arc::clone(&app),
