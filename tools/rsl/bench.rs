@@ -29,13 +29,13 @@ const HEARTBEAT_MS: u64 = 50;
 /// Seconds of status lines measured after the (last) failover.
 const AFTER_SECONDS: usize = 3;
 /// Thread hand-offs on the commit path of the process runtime (see rsl-core/src/runtime/mod.rs):
-/// the file journal's writer thread adds two on each secondary; the nvm journal is written
-/// on the engine thread.
+/// a journal writer thread adds two on each secondary; the nvm journal on DAX is written on
+/// the engine thread.
 fn handoffs_per_commit(journal: &str) -> u32 {
-    if journal == "file" {
-        9
-    } else {
+    if journal == "nvm-dax" {
         7
+    } else {
+        9
     }
 }
 /// How long any one step may take before the run fails (generous: a loaded 2-core box).

@@ -1,5 +1,6 @@
-//! The journal writer: the file journal gets a thread of its own, since an `fdatasync`
-//! blocks for milliseconds; the nvm journal is written on the engine thread, since its
+//! The journal writer: the file journal, and the nvm journal on a file that needs
+//! `msync`, get a thread of their own, since a sync blocks for a fraction of a
+//! millisecond or more; the nvm journal on DAX is written on the engine thread, since its
 //! sync (a few cache-line flushes and a fence) costs less than waking another thread, and
 //! the two hand-offs it saves are on the commit path of every secondary.
 //!

@@ -7,9 +7,9 @@
 //! - the engine (`engine`): owns the protocol core, the transport and the learn server. It
 //!   takes every queued input at once (peer messages, client requests, status queries,
 //!   journal completions, learn results), steps the core, and performs the actions.
-//! - the journal writer (`journal`), for the file journal: appends every record the engine
-//!   handed over since its last sync, then makes them durable with one `sync` (group
-//!   commit). The nvm journal is written by the engine itself at the end of each batch.
+//! - the journal writer (`journal`): appends every record the engine handed over since its
+//!   last sync, then makes them durable with one `sync` (group commit). The nvm journal on
+//!   DAX (no `msync`) is written by the engine itself at the end of each batch.
 //! - the execute thread (`executor`): every callback of the application that legacy runs
 //!   on its execute or main loop, in the order the core emitted them; checkpoints.
 //! - `m_numReaderThreads` fast-read workers (`readers`).
@@ -19,8 +19,8 @@
 //! → transport writer; on each secondary, reader → engine → journal writer → engine →
 //! transport writer; on the primary, reader → engine → execute thread (which calls the
 //! application with the cookie) → the client waiting on it. The primary's own engine →
-//! journal writer → engine runs in parallel with the secondaries. With the nvm journal a
-//! secondary's engine persists the vote itself: seven. The threads share
+//! journal writer → engine runs in parallel with the secondaries. With the nvm journal on
+//! DAX a secondary's engine persists the vote itself: seven. The threads share
 //! only atomics (`Published`) and the application behind the callback lock; every other
 //! exchange is a message on a channel.
 

@@ -282,7 +282,7 @@ impl<S: StateMachine> Replica<S> {
         let (events_tx, events) = unbounded();
         let (callbacks_tx, callbacks) = unbounded();
         let (reads_tx, reads) = unbounded();
-        let inline = matches!(config.journal, JournalKind::Nvm { .. });
+        let inline = matches!(config.journal, JournalKind::Nvm { dax: true });
         let writer = journal::start(journal, inline, events_tx.clone(), Arc::clone(&published), me)?;
         let readers = readers::start(config.reader_threads(), &app, &reads, &published)?;
         let mut executor = Executor {

@@ -731,11 +731,17 @@ fn a_log_missing_between_others_fails_the_restart_and_loses_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// With `msync` the journal has a writer thread; on DAX the engine writes it itself.
 #[test]
 fn replicas_on_the_nvm_journal_commit_restart_and_serve_learners() {
-    let dir = temp_dir("nvm");
+    nvm_cluster(false);
+    nvm_cluster(true);
+}
+
+fn nvm_cluster(dax: bool) {
+    let dir = temp_dir(if dax { "nvm-dax" } else { "nvm" });
     let members = members();
-    let config = RslConfig { journal: JournalKind::Nvm { dax: false }, ..config(&dir) };
+    let config = RslConfig { journal: JournalKind::Nvm { dax }, ..config(&dir) };
     let mut nodes: Vec<Node> =
         ["1", "2", "3"].iter().map(|id| start_with(&config, &members, id, None, Version::V7)).collect();
     let p = primary(&nodes, None);
