@@ -28,14 +28,14 @@ const ELECTION_DELAY_MS: u64 = 500;
 const HEARTBEAT_MS: u64 = 50;
 /// Seconds of status lines measured after the (last) failover.
 const AFTER_SECONDS: usize = 3;
-/// Thread hand-offs on the commit path of the process runtime (see rsl-core/src/runtime/mod.rs):
-/// a journal writer thread adds two on each secondary; the nvm journal on DAX is written on
-/// the engine thread.
+/// Thread hand-offs on the commit path of the process runtime at low load (see
+/// rsl-core/src/runtime/mod.rs): a journal writer thread adds two on each secondary; the nvm
+/// journal on DAX is written on the engine thread.
 fn handoffs_per_commit(journal: &str) -> u32 {
     if journal == "nvm-dax" {
-        7
+        5
     } else {
-        9
+        7
     }
 }
 /// How long any one step may take before the run fails (generous: a loaded 2-core box).
@@ -134,7 +134,9 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let (lines_tx, lines) = channel();
-        let base_port = 20_000 + (pid % 1000) as u16 * 40;
+        // Below Linux's ephemeral range (32768+), where other connections' local ports would
+        // collide with the replicas' listeners.
+        let base_port = 20_000 + (pid % 300) as u16 * 40;
         let n = options.replicas + 1;
         Ok(Self {
             exe,

@@ -15,12 +15,14 @@
 //! - `m_numReaderThreads` fast-read workers (`readers`).
 //! - a short-lived learner per `FetchVotes`, streaming a peer's journal.
 //!
-//! Hand-offs per commit, nine on the critical path with the file journal: client → engine
-//! → transport writer; on each secondary, reader → engine → journal writer → engine →
-//! transport writer; on the primary, reader → engine → execute thread (which calls the
-//! application with the cookie) → the client waiting on it. The primary's own engine →
-//! journal writer → engine runs in parallel with the secondaries. With the nvm journal on
-//! DAX a secondary's engine persists the vote itself: seven. The threads share
+//! Hand-offs per commit, seven on the critical path with the file journal: client →
+//! engine; on each secondary, reader → engine → journal writer → engine; on the primary,
+//! reader → engine → execute thread (which calls the application with the cookie) → the
+//! client waiting on it. The primary's own engine → journal writer → engine runs in
+//! parallel with the secondaries. The engine writes a packet to the socket itself when
+//! nothing is queued for that connection (`transport::outbox`), so the transport's writer
+//! threads take part only under load, where they batch. With the nvm journal on DAX a
+//! secondary's engine persists the vote itself: five. The threads share
 //! only atomics (`Published`) and the application behind the callback lock; every other
 //! exchange is a message on a channel.
 

@@ -446,21 +446,27 @@ impl Shared {
 
 /// Writes queued packets until the connection breaks (false) or the queue's senders are
 /// gone or the transport stops (true). `closed` fires when the connection's reader ends.
-fn pump(shared: &Shared, queue: &Queue, wire: &Wire, closed: &Receiver<()>) -> bool {
-    loop {
+/// On a plain connection, senders may write themselves meanwhile (see `outbox`).
+fn pump(shared: &Shared, queue: &Queue, wire: &Wire, serial: u64, closed: &Receiver<()>) -> bool {
+    if let Wire::Plain(stream) = wire {
+        queue.open(serial, Arc::clone(stream));
+    }
+    let stopped = loop {
         select! {
             recv(queue.receiver()) -> packet => match packet {
                 Ok(first) => {
-                    if queue.write_batch(first, &mut wire.writer()).is_err() {
-                        return false;
+                    if queue.write_batch(first, &mut wire.writer(), serial).is_err() {
+                        break false;
                     }
                 }
-                Err(_) => return true,
+                Err(_) => break true,
             },
-            recv(closed) -> _ => return false,
-            recv(shared.stop) -> _ => return true,
+            recv(closed) -> _ => break false,
+            recv(shared.stop) -> _ => break true,
         }
-    }
+    };
+    queue.close();
+    stopped
 }
 
 const CLUSTER_MAGIC: &[u8; 8] = b"RSLCLUS1";
@@ -627,7 +633,7 @@ fn serve(shared: &Arc<Shared>, serial: u64, stream: Arc<TcpStream>, spoken: &Ato
     let (outbox, queue) = outbox(shared.config.max_outstanding_per_replica);
     let (writing, write_wire) = (Arc::clone(shared), wire.clone());
     let writer = spawn("rsl-tcp-respond", move || {
-        pump(&writing, &queue, &write_wire, &never());
+        pump(&writing, &queue, &write_wire, serial, &never());
         let _ = write_wire.stream().shutdown(Shutdown::Both);
     });
     let speakers = match &writer {
@@ -683,7 +689,7 @@ fn client_loop(shared: &Arc<Shared>, peer: &Member, queue: &Queue) {
                 drop(closed_tx);
             });
             // Without a reader thread the connection is useless: close it and retry later.
-            let stopped = reader.is_ok() && pump(shared, queue, &wire, &closed);
+            let stopped = reader.is_ok() && pump(shared, queue, &wire, serial, &closed);
             shared.close(serial, &stream);
             if let Ok(reader) = reader {
                 let _ = reader.join();
