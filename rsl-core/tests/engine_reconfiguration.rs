@@ -334,3 +334,34 @@ fn a_replica_outside_the_set_answers_join_requests_with_its_learn_port() {
     let joins: Vec<&String> = out.iter().filter(|a| a.contains("Join")).collect();
     assert_eq!(joins, ["send 1 <- 4@1: Join(learn port 4242, log from 0, checkpoint 0)"], "{out:?}");
 }
+
+/// Legacy's TestNewConfigOldBallot: "3" proposes {3} at decree 2 and decides it alone; "1"
+/// re-proposes the same change under a higher ballot, which this replica accepts, but no
+/// decision reaches it. Later {3} changes to {2, 3} and tells it: it learns decree 2 from
+/// "3"'s journal, where the change carries the older ballot, and still reaches the new
+/// configuration.
+#[test]
+fn a_change_learned_under_an_older_ballot_than_the_one_held_still_moves_on() {
+    let mut r = secondary(config(8));
+    // Decree 1's proof came under another ballot than the one it holds: it learns it from "3".
+    let out = step(&mut r, T0, vote_msg(&reconfiguration(2, &ballot(2, "3"), 1, &["3"])));
+    assert_eq!(out, ["persist #2 vote 2 <2,3>", "fetch votes from 3 at 1"]);
+    step(&mut r, T0, vote_msg(&reconfiguration(2, &ballot(3, "1"), 1, &["3"])));
+    persist_all(&mut r, T0);
+    assert_eq!(r.configuration().number, 1);
+    let query = Body::StatusQuery { decree: Decree(3), ballot: ballot(4, "3") };
+    let out = step(&mut r, T0, Input::Message(Message { from: id("3"), configuration: 3, body: query }));
+    assert!(out[0].starts_with("send 3 <- 2@1: StatusResponse("), "already learning from 3: {out:?}");
+    let in_two = Arc::new(Vote {
+        configuration: 2,
+        ..Vote::clone(&reconfiguration(3, &ballot(4, "3"), 2, &["2", "3"]))
+    });
+    let votes =
+        vec![vote(1, &ballot(1, "1"), 0, &["a"]), reconfiguration(2, &ballot(2, "3"), 1, &["3"]), in_two];
+    let out = step(&mut r, T0, Input::Learned { from: id("3"), votes });
+    let executed: Vec<&String> = out.iter().filter(|l| l.starts_with("execute")).collect();
+    assert_eq!(executed, ["execute 1 (1 requests)", "execute 2 (0 requests)", "execute 3 (0 requests)"]);
+    let c = r.configuration();
+    assert_eq!((c.number, c.members.clone()), (3, set(&["2", "3"])));
+    assert_eq!(r.state(), State::Initializing);
+}
