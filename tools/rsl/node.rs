@@ -473,11 +473,12 @@ pub fn run(args: &[String]) -> ExitCode {
             let members: Vec<&str> = members.ids().map(MemberId::as_str).collect();
             println!(
                 "node {} primary={} executed={executed} digest={digest:016x} ops={ops} p50_us={p50} \
-                 p99_us={p99} p999_us={p999} acked={} requests={requests} dups={dups} learned={} refused={} \
-                 config={config} members={}",
+                 p99_us={p99} p999_us={p999} acked={} inflight={} requests={requests} dups={dups} learned={} \
+                 refused={} config={config} members={}",
                 o.id,
                 replica.is_primary(),
                 load.acked,
+                load.started.iter().filter(|s| s.is_some()).count(),
                 replica.learned_votes(),
                 replica.refused_inputs(),
                 members.join(",")
