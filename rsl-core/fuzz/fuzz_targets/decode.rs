@@ -1,7 +1,8 @@
 //! Decodes arbitrary bytes as a message in every version (the input as is, then with its
 //! version field set to each of 1–7 and its length field made to agree), as a packet and as
-//! a log record. Nothing may panic, and whatever decodes must re-encode to bytes that
-//! decode to the same message.
+//! a log record. Nothing may panic, whatever decodes must re-encode to bytes that decode to
+//! the same message, and its conversion to the core's message (what the gateway hands the
+//! runtime) must not panic either.
 
 #![no_main]
 
@@ -13,6 +14,7 @@ fn round_trip(result: Result<WireMessage, DecodeError>, limits: &Limits) {
     if let Ok(m) = result {
         let bytes = m.to_bytes().expect("a decoded message re-encodes");
         assert_eq!(decode(&Bytes::from(bytes), limits).expect("re-encoding decodes"), m);
+        let _ = m.into_core();
     }
 }
 
