@@ -411,8 +411,10 @@ public:
 // A SpawnRoutine marks the managed-host case: Unload returns instead of ending the process.
 static void spawn(unsigned int (*entry)(void*), ThreadPriority, void* arg) { std::thread(entry, arg).detach(); }
 
+// Ports below Linux's ephemeral range (32768+): there another connection's local port
+// could hold the one a replica must listen on.
 static unsigned short free_port(const char* ip) {
-    static unsigned short next = static_cast<unsigned short>(20000 + getpid() % 20000);
+    static unsigned short next = static_cast<unsigned short>(20000 + getpid() % 1000 * 12);
     (void)ip;
     next = static_cast<unsigned short>(next + 3);
     return next;

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     RSLNode self;
     snprintf(self.m_memberIdString, sizeof(self.m_memberIdString), "1");
     self.m_ip = inet_addr("127.0.0.1");
-    self.m_rslPort = static_cast<unsigned short>(20000 + getpid() % 20000);
+    self.m_rslPort = static_cast<unsigned short>(20000 + getpid() % 12000);
     RSLNodeCollection members;
     members.Append(self);
     Counter counter;

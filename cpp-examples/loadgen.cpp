@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     cfg.m_newLeaderGracePeriodSec = 2;
     cfg.m_fastReadSeqThreshold = 1000;
     snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s", dir.c_str());
-    RSLNodeCollection members = LoopbackMembers(3, static_cast<unsigned short>(30000 + getpid() % 20000));
+    RSLNodeCollection members = LoopbackMembers(3, static_cast<unsigned short>(22000 + getpid() % 1000 * 10));
     KvStore replicas[3];
     for (int i = 0; i < 3; i++) {
         // Protocol version 6 keeps the wire legacy's; rsl pipelines only at version 7.

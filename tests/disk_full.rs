@@ -14,7 +14,7 @@ fn field(line: &str, name: &str) -> Option<u64> {
 fn a_full_disk_stops_the_replica_loudly_and_loses_nothing_acknowledged() {
     let dir = std::env::temp_dir().join(format!("rsl-disk-full-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let port = (26_000 + std::process::id() % 1000 * 20).to_string();
+    let port = (26_000 + std::process::id() % 300 * 20).to_string();
     let rsl = env!("CARGO_BIN_EXE_rsl");
     let node = |limit: Option<u32>| {
         let script = match limit {

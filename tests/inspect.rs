@@ -17,7 +17,7 @@ fn inspect_verifies_a_journal_and_finds_damage() {
     // A one-member cluster commits on its own; end of input stops it.
     let mut node = Command::new(env!("CARGO_BIN_EXE_rsl"))
         .args(["node", "--id", "1", "--members", "1", "--inflight", "4", "--status-ms", "200"])
-        .args(["--base-port", &(24_000 + std::process::id() % 1000 * 20).to_string()])
+        .args(["--base-port", &(24_000 + std::process::id() % 400 * 20).to_string()])
         .arg("--dir")
         .arg(&dir)
         .stdin(Stdio::piped())
