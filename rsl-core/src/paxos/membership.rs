@@ -60,9 +60,11 @@ impl Replica {
         self.gate.ready.push(Action::CopyCheckpoint { from, learn_port, decree });
     }
 
-    /// Legacy's DefunctConfiguration: every configuration before ours ended. (Legacy
-    /// records the highest it knows in `defunct.txt`; ours follows from our configuration.)
+    /// Legacy's DefunctConfiguration, to a sender of configuration 1 or later, ours being
+    /// later still: every configuration before ours ended. (Legacy records the highest it
+    /// knows in `defunct.txt`; ours follows from our configuration.)
     pub(super) fn send_defunct(&mut self, to: MemberId) {
+        assert!(self.configuration.number >= 2, "configuration 1 follows none that ended");
         let configuration = self.configuration.number - 1;
         let message = Message { from: self.id.clone(), configuration, body: Body::Defunct };
         self.gate.ready.push(Action::Send { to, message });

@@ -375,9 +375,10 @@ impl Replica {
 
     /// Configuration checks (legacy §4.8, simplified): a status query is answered whatever
     /// its configuration (legacy too); a message of a newer configuration means ours ended,
-    /// so we learn from its sender; a vote, prepare, Join or JoinRequest of an older one is
-    /// told that its configuration ended (legacy's DefunctConfiguration). The rest must come from a member of
-    /// our configuration.
+    /// so we learn from its sender (or, never bootstrapped, ask to join it); a vote,
+    /// prepare, Join or JoinRequest of an older one is told that its configuration ended
+    /// (legacy's DefunctConfiguration). The rest must come from a member of our
+    /// configuration.
     fn on_message(&mut self, message: Message) -> Result<(), InvalidInput> {
         let Message { from, configuration, body } = message;
         if from == self.id {
@@ -408,7 +409,9 @@ impl Replica {
             // replicas of this implementation): a Join of a newer configuration, or news
             // that ours is dead, make us learn from the sender; a JoinRequest for our
             // configuration is answered with a Join.
-            Body::Join { learn_port, checkpointed_decree, .. } if self.configuration.number == 0 => {
+            Body::Join { learn_port, checkpointed_decree, .. }
+                if self.configuration.number == 0 && configuration > 0 =>
+            {
                 self.join_by_checkpoint(from, learn_port, checkpointed_decree)
             }
             Body::Join { .. } if configuration > self.configuration.number => {
@@ -448,7 +451,7 @@ impl Replica {
             {
                 // A member missed the bootstrap: it takes it now, and learns the rest.
                 self.send_bootstrap(&from);
-            } else if matches!(body, Body::Vote(_) | Body::Prepare { .. }) {
+            } else if configuration > 0 && matches!(body, Body::Vote(_) | Body::Prepare { .. }) {
                 self.send_defunct(from);
             }
             return Ok(());
