@@ -68,12 +68,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (!RSLInit((dir + "/logs-" + std::to_string(id)).c_str())) return 1;
-    RSLConfigParam cfg;
-    cfg.m_heartBeatIntervalSec = 1;
-    cfg.m_electionDelaySec = 2;
-    cfg.m_newLeaderGracePeriodSec = 2;
-    cfg.m_fastReadSeqThreshold = 1000;
-    snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s", dir.c_str());
+    RSLConfigParam cfg = ExampleConfig(dir);
     RSLNodeCollection members = LoopbackMembers(3, static_cast<unsigned short>(base));
     KvStore kv;
     if (!kv.Initialize(&cfg, members, members[id - 1], RSLProtocolVersion_6, true, spawn)) {

@@ -14,6 +14,18 @@
 #include <mutex>
 #include <string>
 
+// The examples' settings: one-second heartbeats, a two-second election delay, fast reads
+// up to 1000 decrees ahead, and `dir` as the working directory.
+inline RSLib::RSLConfigParam ExampleConfig(const std::string& dir) {
+    RSLib::RSLConfigParam cfg;
+    cfg.m_heartBeatIntervalSec = 1;
+    cfg.m_electionDelaySec = 2;
+    cfg.m_newLeaderGracePeriodSec = 2;
+    cfg.m_fastReadSeqThreshold = 1000;
+    snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s", dir.c_str());
+    return cfg;
+}
+
 // Members "1".."n" on 127.0.0.1..n, Paxos ports base+2i (learn ports one above: legacy's
 // default when m_rslLearnPort is 0).
 inline RSLib::RSLNodeCollection LoopbackMembers(int n, unsigned short base) {

@@ -35,12 +35,7 @@ int main(int argc, char** argv) {
     }
     if (!RSLInit((dir + "-log").c_str())) return 1;
 
-    RSLConfigParam cfg;
-    cfg.m_heartBeatIntervalSec = 1;
-    cfg.m_electionDelaySec = 2;
-    cfg.m_newLeaderGracePeriodSec = 2;
-    cfg.m_fastReadSeqThreshold = 1000;
-    snprintf(cfg.m_workingDir, sizeof(cfg.m_workingDir), "%s", dir.c_str());
+    RSLConfigParam cfg = ExampleConfig(dir);
     RSLNodeCollection members = LoopbackMembers(3, static_cast<unsigned short>(22000 + getpid() % 1000 * 10));
     KvStore replicas[3];
     for (int i = 0; i < 3; i++) {

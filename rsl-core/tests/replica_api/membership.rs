@@ -3,6 +3,14 @@
 
 use super::*;
 
+/// `me` started with the new `Initialize` (no member set): it waits for a bootstrap.
+fn start_for_bootstrap(dir: &Path, me: &Member) -> Node {
+    let (heard, rx) = channel();
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let replica = Replica::initialize_for_bootstrap(&config(dir), me.clone(), Version::V7, app).unwrap();
+    Node { replica, heard: rx }
+}
+
 #[test]
 fn a_replica_set_change_reaches_every_member_and_the_removed_one_stops_counting() {
     let (dir, nodes) = cluster("change");
@@ -51,13 +59,7 @@ fn a_replica_set_change_reaches_every_member_and_the_removed_one_stops_counting(
 fn bootstrap_by_call_and_by_message_then_restart_bootstrapped() {
     let dir = temp_dir("bootstrap");
     let set = members();
-    let start_new = |i: usize| {
-        let (heard, rx) = channel();
-        let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
-        let me = set.members()[i].clone();
-        let replica = Replica::initialize_for_bootstrap(&config(&dir), me, Version::V7, app).unwrap();
-        Node { replica, heard: rx }
-    };
+    let start_new = |i: usize| start_for_bootstrap(&dir, &set.members()[i]);
     let (heard, _rx) = channel();
     let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
     let old = Replica::initialize_for_bootstrap(&config(&dir), set.members()[0].clone(), Version::V3, app);
@@ -160,14 +162,8 @@ fn a_replica_that_never_took_the_bootstrap_joins_a_later_configuration() {
     let dir = temp_dir("join-later");
     let four = MemberSet::new((1..=4).map(member).collect(), Default::default()).unwrap();
     let three = MemberSet::new(four.members()[..3].to_vec(), Default::default()).unwrap();
-    let start_new = |me: &Member| {
-        let (heard, rx) = channel();
-        let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
-        let replica = Replica::initialize_for_bootstrap(&config(&dir), me.clone(), Version::V7, app).unwrap();
-        Node { replica, heard: rx }
-    };
-    let nodes: Vec<Node> = three.members().iter().map(start_new).collect();
-    let late = start_new(&four.members()[3]);
+    let nodes: Vec<Node> = three.members().iter().map(|me| start_for_bootstrap(&dir, me)).collect();
+    let late = start_for_bootstrap(&dir, &four.members()[3]);
     assert_eq!(nodes[0].replica.bootstrap(&three, Duration::from_secs(15)), ResponseCode::Success);
     let p = primary(&nodes, None);
     nodes[p].replica.replicate_request(&value(7), 7).unwrap();
