@@ -336,8 +336,10 @@ impl Load {
         let mut request = vec![0u8; self.request_bytes];
         request[..8].copy_from_slice(&self.tag.to_le_bytes());
         request[8..16].copy_from_slice(&self.next.to_le_bytes());
+        // Timed from before the call: the engine may run the commit before it returns.
+        let submitted = Instant::now();
         if replica.replicate_request(&request, slot).is_ok() {
-            self.started[slot as usize] = Some(Instant::now());
+            self.started[slot as usize] = Some(submitted);
         }
     }
 
