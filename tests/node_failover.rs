@@ -30,8 +30,26 @@ fn killed_primaries_are_replaced_and_rejoin_with_identical_state() {
 
 #[test]
 fn five_replicas_fail_over() {
-    let stdout = bench(&["--replicas", "5", "--kills", "1", "--seconds", "2"]);
+    // Pinned: the processes on this machine's CPUs in turn (a node that cannot pin exits).
+    let stdout = bench(&["--replicas", "5", "--kills", "1", "--seconds", "2", "--pin"]);
     assert!(stdout.contains("kill 1: SIGKILLed node"), "no failover in the output");
+    assert!(stdout.contains("pinned to CPUs"), "not pinned");
+}
+
+#[test]
+fn a_node_refuses_a_cpu_it_cannot_run_on() {
+    let dir = std::env::temp_dir().join(format!("rsl-cpu-{}", std::process::id()));
+    for cpu in ["1023", "5000"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_rsl"))
+            .args(["node", "--id", "1", "--members", "1", "--cpu", cpu, "--dir"])
+            .arg(&dir)
+            .output()
+            .expect("run rsl node");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "rsl node --cpu {cpu} ran");
+        assert!(stderr.contains(&format!("--cpu {cpu}")), "stderr {stderr:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

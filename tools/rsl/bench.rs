@@ -106,6 +106,8 @@ struct Options {
     seconds: usize,
     json: bool,
     verbose: bool,
+    /// Each node on one CPU of this process's, in turn (`--pin`).
+    pin: bool,
 }
 
 /// The processes, their data, and the latest line of each member (index 1–N, 0 unused).
@@ -124,6 +126,8 @@ struct Cluster {
     unplanned_elections: u32,
     lines_tx: Sender<Arrival>,
     lines: Receiver<Arrival>,
+    /// The CPUs the nodes are pinned to, in turn (empty: not pinned).
+    cpus: Vec<usize>,
 }
 
 impl Cluster {
@@ -138,6 +142,10 @@ impl Cluster {
         // collide with the replicas' listeners.
         let base_port = 20_000 + (pid % 300) as u16 * 40;
         let n = options.replicas + 1;
+        let cpus = if options.pin { super::node::allowed_cpus() } else { Vec::new() };
+        if options.pin && cpus.is_empty() {
+            return Err("--pin: cannot read this process's CPUs".to_owned());
+        }
         Ok(Self {
             exe,
             dir,
@@ -150,6 +158,7 @@ impl Cluster {
             unplanned_elections: 0,
             lines_tx,
             lines,
+            cpus,
         })
     }
 
@@ -166,7 +175,8 @@ impl Cluster {
 
     fn start(&mut self, id: usize) -> Result<()> {
         let o = &self.options;
-        let mut child = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        command
             .args(["node", "--id", &id.to_string(), "--members", &o.replicas.to_string()])
             .arg("--dir")
             .arg(&self.dir)
@@ -177,7 +187,11 @@ impl Cluster {
             .args(["--batch", &o.batch.to_string(), "--journal", &o.journal])
             .args(["--transport", &o.transport, "--shm-dir"])
             .arg(self.shm_dir())
-            .args(["--request-bytes", &o.request_bytes.to_string(), "--status-ms", &STATUS_MS.to_string()])
+            .args(["--request-bytes", &o.request_bytes.to_string(), "--status-ms", &STATUS_MS.to_string()]);
+        if !self.cpus.is_empty() {
+            command.args(["--cpu", &self.cpus[(id - 1) % self.cpus.len()].to_string()]);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -339,7 +353,7 @@ fn secs(d: Duration) -> String {
 
 const USAGE: &str =
     "usage: rsl bench [--replicas 3|5] [--inflight 64] [--window 64] [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--transport tcp|shm|rdma] \
-                     [--seconds 4] [--kills 1 | --no-kill] [--json] [--verbose]";
+                     [--seconds 4] [--kills 1 | --no-kill] [--pin] [--json] [--verbose]";
 
 fn parse_options(args: &[String]) -> Result<Options> {
     let mut o = Options {
@@ -354,6 +368,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         seconds: 4,
         json: false,
         verbose: false,
+        pin: false,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -384,6 +399,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--no-kill" => o.kills = 0,
             "--json" => o.json = true,
             "--verbose" | "-v" => o.verbose = true,
+            "--pin" => o.pin = true,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -435,12 +451,13 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
     println!(
         "rsl bench: {replicas} `rsl node` processes on 127.0.0.1-{replicas} (ports {}+), {} transport, {} journals, \
          {inflight} requests of {} bytes in flight, window {window}, batch {}, election delay {ELECTION_DELAY_MS} ms, \
-         {kills} kill(s)",
+         {kills} kill(s){}",
         cluster.base_port + 10,
         cluster.options.transport,
         cluster.options.journal,
         cluster.options.request_bytes,
         cluster.options.batch,
+        if cluster.cpus.is_empty() { String::new() } else { format!(", pinned to CPUs {:?} in turn", cluster.cpus) },
     );
     let t0 = Instant::now();
     for id in cluster.members() {
@@ -551,7 +568,7 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
     );
     let after = after.as_ref().map_or("null".to_owned(), |a| a.ops_per_second.to_string());
     Ok(format!(
-        "{{\"replicas\":{replicas},\"inflight\":{inflight},\"window\":{window},\"batch\":{},\"transport\":\"{}\",\"journal\":\"{}\",\"request_bytes\":{},\
+        "{{\"replicas\":{replicas},\"inflight\":{inflight},\"window\":{window},\"batch\":{},\"transport\":\"{}\",\"journal\":\"{}\",\"request_bytes\":{},\"pinned\":{},\
          \"ops_per_s\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"after_failover_ops_per_s\":{after},\
          \"kills\":{kills},\"failover_ms\":[{}],\"unplanned_elections\":{},\"handoffs_per_commit\":{},\
          \"requests\":{},\"acked\":{acked},\"duplicates\":0}}",
@@ -559,6 +576,7 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
         cluster.options.transport,
         cluster.options.journal,
         cluster.options.request_bytes,
+        cluster.options.pin,
         steady.ops_per_second,
         steady.p50_us,
         steady.p99_us,

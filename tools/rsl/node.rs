@@ -160,6 +160,8 @@ struct Options {
     checkpoint_every: u64,
     max_log_mb: u64,
     max_logs: u64,
+    /// The one CPU every thread of this process runs on (`--cpu`).
+    cpu: Option<usize>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -182,6 +184,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         checkpoint_every: 0,
         max_log_mb: RslConfig::default().max_log_len_mb,
         max_logs: RslConfig::default().max_logs,
+        cpu: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -209,6 +212,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--checkpoint-every" => o.checkpoint_every = number()?,
             "--max-log-mb" => o.max_log_mb = number()?,
             "--max-logs" => o.max_logs = number()?,
+            "--cpu" => o.cpu = Some(number()? as usize),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -222,6 +226,40 @@ fn parse(args: &[String]) -> Result<Options, String> {
         return Err("--base-port leaves no room for the members' ports".to_owned());
     }
     Ok(o)
+}
+
+/// The CPUs this process may run on.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bitmask the call fills; its size is passed with it.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        set
+    };
+    // SAFETY: reads bits of the mask filled above, below its size in bits.
+    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+}
+
+/// Keeps this process on `cpu`; threads started afterwards inherit it. Called before the
+/// replica starts, so all of its threads share one CPU and hand work to each other without
+/// waking another one.
+fn pin(cpu: usize) -> Result<(), String> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(format!("--cpu {cpu}: no such CPU"));
+    }
+    // SAFETY: `set` is a zeroed bitmask with one bit set below its size, passed with its size.
+    let pinned = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if pinned == 0 {
+        Ok(())
+    } else {
+        Err(format!("--cpu {cpu}: {}", std::io::Error::last_os_error()))
+    }
 }
 
 /// `file`, `nvm` or `nvm-dax` (persistent memory emulated: msync skipped).
@@ -384,12 +422,19 @@ pub fn run(args: &[String]) -> ExitCode {
                        [--election-delay-ms 300] [--heartbeat-ms 50] [--inflight 64] [--window 64] \
                        [--batch 1024] [--request-bytes 128] [--journal file|nvm|nvm-dax] [--status-ms 1000] \
                        [--checkpoint-every 0] [--max-log-mb 100] [--max-logs 10] [--transport tcp|shm|rdma] [--shm-dir D/shm] \
-                       [--rdma-device NAME] [--rdma-port 1] [--rdma-gid-index 0]"
+                       [--rdma-device NAME] [--rdma-port 1] [--rdma-gid-index 0] [--cpu N]"
             );
             return ExitCode::from(2);
         }
     };
     let ((members, me, config), o) = options;
+    if let Some(cpu) = o.cpu {
+        if let Err(e) = pin(cpu) {
+            eprintln!("rsl node {}: {e}", o.id);
+            return ExitCode::FAILURE;
+        }
+        println!("node {} pinned to CPU {cpu}", o.id);
+    }
     // SAFETY: installs an async-signal-safe handler (one atomic store) for SIGTERM.
     unsafe { libc::signal(libc::SIGTERM, on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t) };
     let (acks, completions) = unbounded();
