@@ -16,6 +16,7 @@ static int failures = 0;
 int main(void) {
     CHECK(rsl_checksum((const uint8_t *)"123456789", 9) == 0x69BC7A5D9767AF72ULL);
     CHECK(rsl_checksum(NULL, 5) == 0);
+    CHECK(!rsl_resolve_node(NULL));
 
     RslReplica *replica = NULL;
     RslConfigParam config;

@@ -746,8 +746,28 @@ static void test_bootstrap() {
     again.UnloadThisOne();
 }
 
+// ---- ResolveNode's default: the IP, else the host name resolved to IPv4 --------------------
+struct Resolver : Counter {
+    using RSLStateMachine::ResolveNode;  // protected, as in legacy
+};
+
+static void test_resolve_node() {
+    Resolver machine;
+    RSLNode node;
+    CHECK(!machine.ResolveNode(NULL));
+    CHECK(!machine.ResolveNode(&node));  // no Paxos port (legacy asserts)
+    node.m_rslPort = 4000;
+    node.m_ip = inet_addr("127.0.0.9");
+    CHECK(machine.ResolveNode(&node) && node.m_ip == inet_addr("127.0.0.9"));  // kept, not looked up
+    node.m_ip = 0;
+    CHECK(!machine.ResolveNode(&node) && node.m_ip == 0);  // neither an IP nor a name
+    strcpy(node.m_hostName, "localhost");
+    CHECK(machine.ResolveNode(&node) && node.m_ip == inet_addr("127.0.0.1"));
+}
+
 int main() {
     CHECK(RSLInit(NULL, true, NULL, on_log));
+    test_resolve_node();
     test_layout();
     test_data_classes();
     test_checksum();

@@ -734,7 +734,10 @@ protected:
         return true;
     }
     virtual void ShutDown(RSLResponseCode status) = 0;
-    virtual bool ResolveNode(RSLNode* node) { return node != NULL && node->m_ip != 0; }
+    // Legacy's default: the IP, else the host name resolved to IPv4 (see rsl_resolve_node).
+    // Replicas resolve members without an IP themselves, on every connection; an override
+    // is not called by the library.
+    virtual bool ResolveNode(RSLNode* node) { return rsl_resolve_node(reinterpret_cast<RslNode*>(node)); }
     virtual void StateSaved(unsigned long long seqNo, const char* fileName) { (void)seqNo, (void)fileName; }
     virtual void StateCopied(unsigned long long seqNo, const char* fileName, void* cookie) {
         (void)seqNo, (void)fileName, (void)cookie;

@@ -265,6 +265,18 @@ extern "C" {
 uint64_t rsl_checksum(const uint8_t *data, size_t len);
 
 /**
+ * Legacy's default `RSLStateMachine::ResolveNode`: true if `node` has an IP; otherwise
+ * resolves its host name to an IPv4 address, stores it in `ip` and returns true. False,
+ * logging why, for a null node, a zero Paxos port (legacy asserts) or a name that does
+ * not resolve. Replicas resolve the host names of members without an IP themselves, again
+ * on every connection.
+ *
+ * # Safety
+ * `node` is null or points to a writable `RslNode`.
+ */
+bool rsl_resolve_node(struct RslNode *node);
+
+/**
  * Legacy `EnableListenOnAllIPs`: replicas started afterwards listen on every address.
  */
 void rsl_enable_listen_on_all_ips(void);

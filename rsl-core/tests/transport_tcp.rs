@@ -320,6 +320,67 @@ fn a_restarted_peer_is_reconnected_to() {
     assert_eq!((from, got), (id("2"), answer.clone()));
 }
 
+/// Sends `query` from `a` to `to` until `b` has it (a packet queued before a connection
+/// came up may be lost with the connection it was written to).
+fn deliver_eventually(a: &TcpTransport, to: &MemberId, b: &TcpTransport, query: &Message) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let _ = a.send(to, query);
+        if let Ok((_, got)) = b.events().recv_timeout(Duration::from_millis(200)) {
+            assert_eq!(got, *query);
+            return;
+        }
+        assert!(Instant::now() < deadline, "not delivered: {:?}", a.stats());
+    }
+}
+
+#[test]
+fn a_member_that_moves_is_reached_and_admitted_at_its_new_address() {
+    let (old_port, new_port) = (free_port(loopback(2)), free_port(loopback(4)));
+    let before = members(&[free_port(loopback(1)), old_port]);
+    let mut one = start("1", &before, Version::V6);
+    let query = &requests(&id("1"))[2];
+    let two = start("2", &before, Version::V6);
+    deliver_eventually(&one, &id("2"), &two, query);
+    drop(two);
+
+    // Member 2 comes back on another address and port, named so by the next configuration.
+    let mut moved: Vec<Member> = before.members().to_vec();
+    moved[1].ip = member_ip(loopback(4));
+    moved[1].rsl_port = new_port;
+    let after = MemberSet::new(moved, Bytes::new()).unwrap();
+    one.add_members(&after).unwrap();
+    let two = start("2", &after, Version::V6);
+    deliver_eventually(&one, &id("2"), &two, query);
+    // Its answer comes from 127.0.0.4, which `one` now admits for member 2.
+    let answer = &responses(&id("2"), query)[0];
+    two.send(&id("1"), answer).unwrap();
+    assert_eq!(recv(&one), (id("2"), answer.clone()));
+
+    // Nothing connects to the old address any more.
+    let old = TcpListener::bind((loopback(2), old_port)).unwrap();
+    old.set_nonblocking(true).unwrap();
+    std::thread::sleep(Duration::from_millis(500)); // five times the longest reconnect backoff
+    assert!(old.accept().is_err(), "the old address is still dialled");
+}
+
+#[test]
+fn a_member_known_by_host_name_only_is_reached_at_its_address() {
+    // Member 2 listens on every address, so its port must be free on all of them.
+    let ports = [free_port(loopback(1)), free_port(Ipv4Addr::UNSPECIFIED)];
+    let mut named: Vec<Member> = members(&ports).members().to_vec();
+    named[1].ip = 0;
+    named[1].host_name = "localhost".to_owned();
+    let named = MemberSet::new(named, Bytes::new()).unwrap();
+    let one = start("1", &named, Version::V6);
+    let two = start("2", &named, Version::V6); // listens on every address: it has no IP
+    let query = &requests(&id("1"))[2];
+    deliver_eventually(&one, &id("2"), &two, query);
+    let answer = &responses(&id("2"), query)[0];
+    two.send(&id("1"), answer).unwrap();
+    assert_eq!(recv(&one), (id("2"), answer.clone()));
+}
+
 #[test]
 fn the_send_queue_bound_holds_while_a_peer_is_down() {
     let members = members(&cluster_ports(2));

@@ -110,6 +110,39 @@ pub unsafe extern "C" fn rsl_checksum(data: *const u8, len: usize) -> u64 {
     })
 }
 
+/// Legacy's default `RSLStateMachine::ResolveNode`: true if `node` has an IP; otherwise
+/// resolves its host name to an IPv4 address, stores it in `ip` and returns true. False,
+/// logging why, for a null node, a zero Paxos port (legacy asserts) or a name that does
+/// not resolve. Replicas resolve the host names of members without an IP themselves, again
+/// on every connection.
+///
+/// # Safety
+/// `node` is null or points to a writable `RslNode`.
+#[no_mangle]
+pub unsafe extern "C" fn rsl_resolve_node(node: *mut types::RslNode) -> bool {
+    guard(false, || {
+        // SAFETY: null or a writable node, per the contract.
+        let Some(node) = (unsafe { node.as_mut() }) else { return false };
+        if node.rsl_port == 0 {
+            tracing::error!("ResolveNode: the node has no Paxos port");
+            return false;
+        }
+        if node.ip != 0 {
+            return true;
+        }
+        match rsl_core::transport::resolve_ipv4(&types::field_str(&node.host_name)) {
+            Ok(addr) => {
+                node.ip = rsl_core::transport::member_ip(addr);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("ResolveNode: {e}");
+                false
+            }
+        }
+    })
+}
+
 /// Legacy `EnableListenOnAllIPs`: replicas started afterwards listen on every address.
 #[no_mangle]
 pub extern "C" fn rsl_enable_listen_on_all_ips() {

@@ -7,7 +7,7 @@
 use crate::paxos::{Ballot, Decree, Member, Rng};
 use crate::storage::checkpoint::{list_checkpoints, rewrite, CheckpointHeader, CheckpointReader};
 use crate::transport::learn::LearnClient;
-use crate::transport::member_addr;
+use crate::transport::member_socket;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -36,10 +36,10 @@ impl Copier {
         let mut rng = Rng::new(seed);
         while !peers.is_empty() {
             let peer = peers.swap_remove(rng.below(peers.len() as u64) as usize);
-            let addr = SocketAddr::from((member_addr(peer.ip), peer.learn_port));
-            let copied = self.status(addr).and_then(|theirs| match theirs >= wanted {
-                true => self.install(addr, theirs),
-                false => Err(format!("its newest checkpoint ({theirs}) is older than {wanted}")),
+            let addr = member_socket(&peer, peer.learn_port).map_err(|e| e.to_string());
+            let copied = addr.and_then(|addr| match self.status(addr)? {
+                theirs if theirs >= wanted => self.install(addr, theirs),
+                theirs => Err(format!("its newest checkpoint ({theirs}) is older than {wanted}")),
             });
             match copied {
                 Ok(copied) => return Some(copied),

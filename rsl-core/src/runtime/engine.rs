@@ -23,7 +23,7 @@ use crate::storage::checkpoint::{
 };
 use crate::storage::defunct;
 use crate::transport::learn::{learned_votes, LearnServer, StatusRequest};
-use crate::transport::{member_addr, Transport};
+use crate::transport::{member_socket, Transport};
 use crate::wire::{Version, WireVote};
 use bytes::Bytes;
 use crossbeam_channel::{select, Receiver, Sender};
@@ -616,11 +616,13 @@ impl<S: StateMachine> Engine<S> {
         }
     }
 
-    /// Talks to the members of a new configuration it did not know.
+    /// Talks to the members of a new configuration it did not know, and at their new
+    /// addresses to those it knew elsewhere.
     fn meet(&mut self, members: &MemberSet) {
         for member in members.members() {
-            if self.known.iter().all(|m| m.id != member.id) {
-                self.known.push(member.clone());
+            match self.known.iter_mut().find(|m| m.id == member.id) {
+                Some(known) => known.clone_from(member),
+                None => self.known.push(member.clone()),
             }
         }
         if let Err(e) = self.transport.add_members(members) {
@@ -634,13 +636,20 @@ impl<S: StateMachine> Engine<S> {
     /// Streams `from`'s journal on a thread of its own; its result (empty on any failure)
     /// comes back as [`Event::Learned`].
     fn fetch_votes(&mut self, now: u64, from: MemberId, first: Decree) -> Result<(), NodeError> {
-        let member = self.known.iter().find(|m| m.id == from);
-        let addr = member.map(|m| SocketAddr::from((member_addr(m.ip), m.learn_port)));
+        let member = self.known.iter().find(|m| m.id == from).cloned();
         let copier = self.copier();
         let reply = self.events_tx.clone();
         let peer = from.clone();
-        let spawned = addr.map(|addr| {
+        let spawned = member.map(|member| {
             std::thread::Builder::new().name("rsl-learn-fetch".to_owned()).spawn(move || {
+                let addr = match member_socket(&member, member.learn_port) {
+                    Ok(addr) => addr,
+                    Err(e) => {
+                        tracing::warn!("cannot learn from {}: {e}", member.id);
+                        let _ = reply.send(Event::Learned { from: peer, votes: Vec::new() });
+                        return;
+                    }
+                };
                 let fetched = copier.client.fetch_votes(addr, first);
                 let served = fetched.as_ref().is_ok_and(|records| !records.is_empty());
                 let votes = fetched.map(|records| learned_votes(&records, first)).unwrap_or_default();

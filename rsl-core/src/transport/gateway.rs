@@ -105,12 +105,13 @@ impl Gateway {
         Self { peers: RwLock::new(peers), limits }
     }
 
-    /// Admits `member` from now on (a member of a new configuration); a known id keeps
-    /// its address.
+    /// Admits `member` from now on (a member of a new configuration), from its new
+    /// address if it had another.
     pub(super) fn add(&self, member: &Member) {
         let mut peers = self.peers.write();
-        if peers.iter().all(|(id, _)| *id != member.id) {
-            peers.push((member.id.clone(), member.ip));
+        match peers.iter_mut().find(|(id, _)| *id == member.id) {
+            Some((_, ip)) => *ip = member.ip,
+            None => peers.push((member.id.clone(), member.ip)),
         }
     }
 

@@ -34,11 +34,12 @@ pub use stats::{Counters, Refusal, TransportStats};
 pub use tcp::{Packet, TcpTransport};
 pub use tls::{SubjectRule, Tls, TlsConfig, TlsError};
 
-use crate::paxos::{MemberId, MemberSet, Message};
+use crate::paxos::{Member, MemberId, MemberSet, Message};
 use crate::wire::{EncodeError, Limits, Version};
 use crossbeam_channel::Receiver;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -208,7 +209,48 @@ pub fn member_addr(ip: u32) -> Ipv4Addr {
     Ipv4Addr::from(ip.to_le_bytes())
 }
 
+/// Where `member` listens on `port`: at its IP, or else at its host name resolved now to
+/// an IPv4 address, as legacy's default `ResolveNode` does. Callers resolve on every
+/// connection, so a member whose name moves to another address is found there. A member
+/// with neither is at IP 0: this host.
+pub fn member_socket(member: &Member, port: u16) -> io::Result<SocketAddr> {
+    if member.ip != 0 || member.host_name.is_empty() {
+        return Ok(SocketAddr::from((member_addr(member.ip), port)));
+    }
+    Ok(SocketAddr::from((resolve_ipv4(&member.host_name)?, port)))
+}
+
+/// The first IPv4 address `host` resolves to (legacy resolves names to IPv4 only).
+pub fn resolve_ipv4(host: &str) -> io::Result<Ipv4Addr> {
+    let found = (host, 0).to_socket_addrs()?.find_map(|addr| match addr {
+        SocketAddr::V4(addr) => Some(*addr.ip()),
+        SocketAddr::V6(_) => None,
+    });
+    let why = || io::Error::new(io::ErrorKind::NotFound, format!("host name {host:?} has no IPv4 address"));
+    found.ok_or_else(why)
+}
+
 /// The legacy `m_ip` value of `addr` (the inverse of [`member_addr`]).
 pub fn member_ip(addr: Ipv4Addr) -> u32 {
     u32::from_le_bytes(addr.octets())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_is_at_its_ip_or_else_at_its_host_names_ipv4_address() {
+        let at_ip = Member {
+            ip: member_ip(Ipv4Addr::new(127, 0, 0, 3)),
+            host_name: "localhost".to_owned(),
+            ..Member::named("1").unwrap()
+        };
+        assert_eq!(member_socket(&at_ip, 7).unwrap(), "127.0.0.3:7".parse().unwrap());
+        let named = Member { ip: 0, ..at_ip.clone() };
+        assert_eq!(member_socket(&named, 7).unwrap(), "127.0.0.1:7".parse().unwrap());
+        let neither = Member { ip: 0, host_name: String::new(), ..at_ip };
+        assert_eq!(member_socket(&neither, 7).unwrap(), "0.0.0.0:7".parse().unwrap());
+        assert!(resolve_ipv4("").is_err(), "an empty name resolves to nothing");
+    }
 }

@@ -16,7 +16,7 @@ use super::gateway::{is_response, Gateway, PacketReader, ReadEnd, Side};
 use super::outbox::{outbox, Outbox, PushError, Queue};
 use super::stats::{Counters, Refusal, TransportStats};
 use super::tls::TlsConn;
-use super::{member_addr, SendError, StartError, Transport, TransportConfig};
+use super::{member_addr, member_socket, SendError, StartError, Transport, TransportConfig};
 use crate::paxos::{Member, MemberId, MemberSet, Message};
 use crate::wire::{encode_packet, Version, WireMessage};
 use bytes::Bytes;
@@ -50,12 +50,21 @@ pub struct Packet {
 pub struct TcpTransport {
     shared: Arc<Shared>,
     /// The client connection of every peer.
-    peers: HashMap<MemberId, Outbox>,
+    peers: HashMap<MemberId, Client>,
     events: Receiver<(Version, Message)>,
     /// Dropped to stop: every thread's `Shared::stop` then reports disconnection.
     stop: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
     listen_addr: SocketAddr,
+}
+
+/// Our connection to one peer, kept by its thread (`client_loop`) for as long as this lives.
+struct Client {
+    outbox: Outbox,
+    /// Where it connects.
+    member: Member,
+    /// Dropped to end the thread (the peer left, or moved).
+    _retire: Sender<()>,
 }
 
 struct Shared {
@@ -119,18 +128,22 @@ impl TcpTransport {
     }
 
     /// Admits and connects to the members of `members` it did not know (those of a new
-    /// configuration). A known member keeps the address it had.
+    /// configuration), and to known members at their new address if it changed: the old
+    /// connection ends, with what was queued on it.
     pub fn add_members(&mut self, members: &MemberSet) -> Result<(), StartError> {
         for peer in members.members() {
-            if peer.id == self.shared.me.id || self.peers.contains_key(&peer.id) {
+            let known = self.peers.get(&peer.id).map(|client| &client.member);
+            if peer.id == self.shared.me.id || known == Some(peer) {
                 continue;
             }
             self.shared.gateway.add(peer);
             let (outbox, queue) = outbox(self.shared.config.max_outstanding_per_replica);
+            let (retire, retired) = bounded(0);
             let (client, peer_member) = (Arc::clone(&self.shared), peer.clone());
-            let thread = spawn("rsl-tcp-client", move || client_loop(&client, &peer_member, &queue));
+            let thread =
+                spawn("rsl-tcp-client", move || client_loop(&client, &peer_member, &queue, &retired));
             self.threads.push(thread.map_err(StartError::Thread)?);
-            self.peers.insert(peer.id.clone(), outbox);
+            self.peers.insert(peer.id.clone(), Client { outbox, member: peer.clone(), _retire: retire });
         }
         Ok(())
     }
@@ -172,7 +185,7 @@ impl TcpTransport {
             }
         } else {
             let client = self.peers.get(to).ok_or_else(|| SendError::UnknownPeer(to.clone()))?;
-            client.push(packet.bytes.clone()).map_err(|e| match e {
+            client.outbox.push(packet.bytes.clone()).map_err(|e| match e {
                 PushError::Full => SendError::QueueFull,
                 PushError::Closed => SendError::Stopped,
             })
@@ -264,7 +277,7 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// unless listen-on-all lets the kernel choose.
 fn connect(shared: &Shared, peer: &Member) -> io::Result<TcpStream> {
     let source = source_addr(&shared.me, shared.config.listen_on_all_ips);
-    let to = SocketAddr::new(IpAddr::V4(member_addr(peer.ip)), peer.rsl_port);
+    let to = member_socket(peer, peer.rsl_port)?;
     let stream = connect_from(source, to, shared.config.send_timeout)?;
     configure(&stream, &shared.config)?;
     Ok(stream)
@@ -660,20 +673,20 @@ fn serve(shared: &Arc<Shared>, serial: u64, stream: Arc<TcpStream>, spoken: &Ato
 /// Packets queued while disconnected wait (bounded) for the next connection. The backoff
 /// doubles after each failed connect or short-lived connection and resets after a
 /// connection that lasted `reconnect_max`.
-fn client_loop(shared: &Arc<Shared>, peer: &Member, queue: &Queue) {
+fn client_loop(shared: &Arc<Shared>, peer: &Member, queue: &Queue, retired: &Receiver<()>) {
     let config = &shared.config;
     let mut backoff = config.reconnect_min;
     loop {
         if let Ok(stream) = connect(shared, peer) {
+            let peer_ip = stream.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
             let Some((serial, stream)) = shared.track(stream) else { return };
-            let peer_ip = IpAddr::V4(member_addr(peer.ip));
             let wire = match Wire::open(shared, &stream, Some(peer_ip)) {
                 Ok(wire) => wire,
                 Err(e) => {
                     tracing::warn!("connection to {} at {peer_ip} refused: {}", peer.id, e.1);
                     shared.counters.refuse(e.0);
                     shared.close(serial, &stream);
-                    if shared.stop.recv_timeout(backoff).is_err_and(|e| e.is_disconnected()) {
+                    if ends_within(shared, retired, backoff) {
                         return;
                     }
                     backoff = (backoff * 2).min(config.reconnect_max);
@@ -701,10 +714,19 @@ fn client_loop(shared: &Arc<Shared>, peer: &Member, queue: &Queue) {
                 backoff = config.reconnect_min;
             }
         }
-        if shared.stop.recv_timeout(backoff).is_err_and(|e| e.is_disconnected()) {
+        if ends_within(shared, retired, backoff) {
             return;
         }
         backoff = (backoff * 2).min(config.reconnect_max);
+    }
+}
+
+/// Waits `backoff`; true if meanwhile the transport stopped or the client was retired.
+fn ends_within(shared: &Shared, retired: &Receiver<()>, backoff: Duration) -> bool {
+    select! {
+        recv(shared.stop) -> _ => true,
+        recv(retired) -> _ => true,
+        default(backoff) => false,
     }
 }
 

@@ -18,7 +18,7 @@
 use super::{Link, Verbs};
 use crate::paxos::{Member, MemberId};
 use crate::transport::tcp::{bind, connect_from, listen_addr, source_addr};
-use crate::transport::{member_addr, RdmaConfig, RingTransport, StartError, TransportConfig};
+use crate::transport::{member_addr, member_socket, RdmaConfig, RingTransport, StartError, TransportConfig};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use sideway::ibverbs::address::{AddressHandleAttribute, Gid};
 use sideway::ibverbs::completion::{
@@ -406,7 +406,8 @@ impl Peer {
 
     fn connect(&self) -> Result<TcpStream, String> {
         // From our own address: the acceptor checks it against the configuration.
-        let to = SocketAddr::new(IpAddr::V4(member_addr(self.member.ip)), self.member.rsl_port);
+        let to = member_socket(&self.member, self.member.rsl_port)
+            .map_err(|e| format!("cannot resolve {}: {e}", self.member.id))?;
         connect_from(self.source, to, self.config.send_timeout)
             .map_err(|e| format!("cannot connect to {to}: {}", why(&e)))
     }
