@@ -51,6 +51,27 @@ fn a_status_response_echoes_the_query_and_reports_the_last_vote_age() {
 }
 
 #[test]
+fn status_answers_report_the_checkpoints_saved_and_the_logs_deleted_since_start() {
+    let mut r = secondary(config(1));
+    let report = |r: &mut Replica| {
+        r.step(T0, query(1, &ballot(1, "1"))).unwrap();
+        match &r.drain_actions()[..] {
+            [Action::Send { message, .. }] => match &message.body {
+                Body::StatusResponse(s) => (s.checkpointed_decree, s.min_decree_in_log),
+                other => panic!("not a status response: {other:?}"),
+            },
+            other => panic!("not one answer: {other:?}"),
+        }
+    };
+    assert_eq!(report(&mut r), (Decree(0), Decree(0)));
+    r.step(T0, Input::Retained { checkpoint: Decree(40), first_logged: Decree(31) }).unwrap();
+    assert_eq!(report(&mut r), (Decree(40), Decree(31)));
+    // Older news (a checkpoint saved before the last one was reported) changes nothing.
+    r.step(T0, Input::Retained { checkpoint: Decree(20), first_logged: Decree(0) }).unwrap();
+    assert_eq!(report(&mut r), (Decree(40), Decree(31)));
+}
+
+#[test]
 fn an_inactive_replica_answers_status_queries_only() {
     let outsider = member("4");
     let mut r =

@@ -85,6 +85,10 @@ pub enum Input {
     /// Stop (legacy Unload): pending requests are aborted with `ShuttingDown`; afterwards
     /// the replica only answers status queries.
     Shutdown,
+    /// The newest checkpoint saved and the first decree the journal still holds, which rise
+    /// as checkpoints are saved and the logs they cover deleted; status answers and Joins
+    /// report them. Lower values than those known change nothing.
+    Retained { checkpoint: Decree, first_logged: Decree },
 }
 
 /// Something the driver must do, in drain order.

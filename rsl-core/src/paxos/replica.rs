@@ -224,6 +224,11 @@ impl Replica {
                 self.vote_payload = payload;
                 Ok(())
             }
+            Input::Retained { checkpoint, first_logged } => {
+                self.checkpointed = self.checkpointed.max(checkpoint);
+                self.min_decree_in_log = self.min_decree_in_log.max(first_logged);
+                Ok(())
+            }
             Input::Relinquish => self.on_relinquish(),
             Input::Bootstrap(members) => self.on_bootstrap(members, true),
             Input::ChangeConfiguration { members, cookie } => {

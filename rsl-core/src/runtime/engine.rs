@@ -156,6 +156,8 @@ pub(super) struct Engine<S: StateMachine> {
     /// On the primary, its decrees proposed and not yet executed, with when (for the
     /// voting-time statistic).
     pub proposed: VecDeque<(Decree, Instant)>,
+    /// The checkpoint and first logged decree the core was last told of (`Input::Retained`).
+    pub retained: (Decree, Decree),
 }
 
 impl<S: StateMachine> Engine<S> {
@@ -182,7 +184,9 @@ impl<S: StateMachine> Engine<S> {
             self.callback(Callback::Ready(ready))?;
         }
         while !self.stopping {
-            for incoming in self.next_batch()? {
+            let batch = self.next_batch()?;
+            self.retain()?;
+            for incoming in batch {
                 if self.stopping {
                     break;
                 }
@@ -192,9 +196,7 @@ impl<S: StateMachine> Engine<S> {
                     Incoming::Message(_) if self.paused => {}
                     Incoming::Message((version, message)) => self.on_message(now, version, message)?,
                     Incoming::Status(request) => {
-                        let mut status = self.replica.status(request.decree, request.ballot.clone());
-                        let saved = Decree(self.published.checkpointed.load(Ordering::Acquire));
-                        status.checkpointed_decree = status.checkpointed_decree.max(saved);
+                        let status = self.replica.status(request.decree, request.ballot.clone());
                         request.respond(self.replica.configuration().number, status);
                     }
                 }
@@ -364,6 +366,20 @@ impl<S: StateMachine> Engine<S> {
             block_size: if version >= Version::V4 { DEFAULT_BLOCK_SIZE } else { 0 },
             next_vote: WireVote::from_core(next_vote, version),
         }
+    }
+
+    /// Tells the core of checkpoints saved and logs deleted since it last heard.
+    fn retain(&mut self) -> Result<(), NodeError> {
+        let retained = (
+            Decree(self.published.checkpointed.load(Ordering::Acquire)),
+            Decree(self.published.first_logged.load(Ordering::Acquire)),
+        );
+        if retained == self.retained {
+            return Ok(());
+        }
+        self.retained = retained;
+        let (checkpoint, first_logged) = retained;
+        self.step(self.now(), Input::Retained { checkpoint, first_logged })
     }
 
     /// Waits for the first input or the next deadline, then takes everything queued.

@@ -15,7 +15,7 @@ use super::state_machine::{ResponseCode, StateMachine};
 use super::Published;
 use crate::paxos::{Decree, Rng, Vote, VoteBody};
 use crate::storage::checkpoint::{list_checkpoints, retain_newest, CheckpointHeader, CheckpointWriter};
-use crate::storage::remove_covered_logs;
+use crate::storage::{list_logs, remove_covered_logs};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{RwLock, RwLockWriteGuard};
 use std::num::NonZeroUsize;
@@ -226,7 +226,12 @@ impl<S: StateMachine> Executor<S> {
             });
         match cleaned {
             Ok(removed) if !removed.is_empty() => {
-                tracing::info!("removed {} covered log files", removed.len())
+                tracing::info!("removed {} covered log files", removed.len());
+                if let Some((first, _)) =
+                    list_logs(&self.data_dir).ok().and_then(|logs| logs.into_iter().next())
+                {
+                    self.published.first_logged.fetch_max(first, Ordering::AcqRel);
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("cannot remove old checkpoints or logs: {e}"),

@@ -67,6 +67,8 @@ pub(crate) struct Published {
     pub saving_checkpoint: AtomicBool,
     /// The newest checkpoint saved since start (status answers name it).
     pub checkpointed: AtomicU64,
+    /// The first decree of the oldest log kept, once covered logs were deleted (0 before).
+    pub first_logged: AtomicU64,
     /// The decree of a member's checkpoint installed for the next start (`u64::MAX`: none).
     pub installed: AtomicU64,
     pub allow_save_state: AtomicBool,
@@ -92,6 +94,7 @@ impl Default for Published {
             shutting_down: AtomicBool::new(false),
             saving_checkpoint: AtomicBool::new(false),
             checkpointed: AtomicU64::new(0),
+            first_logged: AtomicU64::new(0),
             installed: AtomicU64::new(u64::MAX),
             allow_save_state: AtomicBool::new(true),
             refused: AtomicU64::new(0),

@@ -330,6 +330,7 @@ impl<S: StateMachine> Replica<S> {
             next_cookie: 0,
             paused: false,
             relinquished: false,
+            retained: (Decree(0), Decree(0)),
             copying: None,
             stopping: false,
             proposed: VecDeque::new(),

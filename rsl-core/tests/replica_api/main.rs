@@ -1,16 +1,17 @@
 //! The public Rust API ([`Replica`] + [`StateMachine`]) on a 3-replica loopback cluster:
 //! the legacy callback contracts (spec §1.7, §2.3) as an application sees them.
 
-use rsl_core::paxos::{Config, Decree, Member, MemberId, MemberSet};
+use rsl_core::paxos::{Ballot, Config, Decree, Member, MemberId, MemberSet};
 use rsl_core::runtime::{
     replay, replay_into_checkpoint, JournalKind, RdmaConfig, Replica, ResponseCode, RslConfig,
     RslConfigError, StateMachine, TlsConfig, TransportKind,
 };
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
+use rsl_core::transport::learn::LearnClient;
 use rsl_core::transport::{member_ip, ChannelNetwork};
 use rsl_core::wire::Version;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -555,6 +556,20 @@ fn full_logs_make_secondaries_checkpoint_and_covered_logs_go() {
     };
     assert!(files("codex") <= 2, "m_maxCheckpoints");
     assert!(files("log") <= 3, "covered logs are removed, {} remain", files("log"));
+    // Its status answers say so: the newest checkpoint, and where its logs now start.
+    let member = members.members().iter().find(|m| m.id == *nodes[s].replica.id()).unwrap().clone();
+    let client = LearnClient::new(MemberId::new("9").unwrap(), Version::V7);
+    let addr = SocketAddr::from((Ipv4Addr::from(member.ip.to_le_bytes()), member.learn_port));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client.fetch_status(addr, Decree(0), Ballot::default()).unwrap();
+        if status.checkpointed_decree > Decree(0) && status.min_decree_in_log > Decree(1) {
+            assert!(status.min_decree_in_log.0 <= status.checkpointed_decree.0 + 1, "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "status still reports the start's: {status:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The primary saved none: it copied a secondary's (no cookie), and its full logs went.
     let mut saved_by_primary = false;
     let copied = expect(&nodes[p], "the primary's copy", |h| {
