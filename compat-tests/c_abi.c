@@ -66,7 +66,6 @@ int main(void) {
     CHECK(!rsl_checkpoint_change_replica_set("/nonexistent.codex", 9, NULL, 0));
     rsl_checkpoint_reader_free(NULL);
     CHECK(!rsl_checkpoint_save(NULL, 6, 1, 1, NULL, 0, NULL, NULL));
-    CHECK(rsl_not_supported("a test of the refusal path") == RSL_RESULT_NOT_SUPPORTED);
 
     if (failures) {
         fprintf(stderr, "c_abi: %d check(s) failed\n", failures);

@@ -31,10 +31,6 @@ enum RslResult
    */
   RSL_RESULT_START = 1001,
   /**
-   * The feature is not built yet (the log says which).
-   */
-  RSL_RESULT_NOT_SUPPORTED = 1002,
-  /**
    * librsl panicked; the log has the message.
    */
   RSL_RESULT_PANIC = 1003,
@@ -695,14 +691,6 @@ RslResult rsl_replay(const struct RslCallbacks *callbacks,
                      uint64_t checkpoint_decree,
                      const char *checkpoint_dir,
                      uint64_t *executed);
-
-/**
- * Reports an entry point the C++ layer declares but rsl does not build yet.
- *
- * # Safety
- * `what` is null or a NUL-terminated string.
- */
-RslResult rsl_not_supported(const char *what);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -40,8 +40,6 @@ pub enum RslResult {
     RSL_RESULT_CONFIG = 1000,
     /// The replica could not start (data directory, ports, threads; see the log).
     RSL_RESULT_START = 1001,
-    /// The feature is not built yet (the log says which).
-    RSL_RESULT_NOT_SUPPORTED = 1002,
     /// librsl panicked; the log has the message.
     RSL_RESULT_PANIC = 1003,
     /// The operation failed (the log says why).

@@ -629,14 +629,3 @@ pub unsafe extern "C" fn rsl_replay(
     })
 }
 
-/// Reports an entry point the C++ layer declares but rsl does not build yet.
-///
-/// # Safety
-/// `what` is null or a NUL-terminated string.
-#[no_mangle]
-pub unsafe extern "C" fn rsl_not_supported(what: *const c_char) -> RslResult {
-    // SAFETY: per the contract.
-    let what = unsafe { c_str(what) }.unwrap_or("this call");
-    tracing::error!("{what} is not supported by rsl yet");
-    RslResult::RSL_RESULT_NOT_SUPPORTED
-}
