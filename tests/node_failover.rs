@@ -57,6 +57,8 @@ fn pipelined_decrees_of_one_request_each_keep_flowing() {
     // 64 single-request decrees in flight: the transport must not drop the burst.
     let stdout = bench(&["--no-kill", "--batch", "1", "--seconds", "2", "--json"]);
     assert!(stdout.contains("\"batch\":1"), "no JSON figures in the output");
+    let cpu = stdout.split("\"cpu_us_per_op\":").nth(1).and_then(|rest| rest.split(',').next());
+    assert!(cpu.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0), "CPU per request {cpu:?}");
 }
 
 #[test]

@@ -628,4 +628,3 @@ pub unsafe extern "C" fn rsl_replay(
         }
     })
 }
-

@@ -9,12 +9,14 @@
 //! and `FAILED`). `--json` prints the figures as one JSON object; `--verbose` echoes the
 //! nodes' status lines to stderr.
 //!
-//! Every number comes from the nodes' status lines (`node.rs`), printed every 250 ms:
+//! Every number but CPU comes from the nodes' status lines (`node.rs`), printed every 250 ms:
 //! throughput is the primary's acknowledgements summed over 1 s windows (median of the
 //! windows), latency is the primary's own submit → executed percentiles (median over the
 //! intervals), failover and catch-up times are as of the first status line showing them
-//! (upper bounds, 250 ms resolution). Acknowledgements are counted as of each process's
-//! last status line, so a killed process's last 250 ms of them are not checked.
+//! (upper bounds, 250 ms resolution), CPU per request is every node's user and system time
+//! over the steady-state window (`/proc`) divided by the requests acknowledged in it.
+//! Acknowledgements are counted as of each process's last status line, so a killed
+//! process's last 250 ms of them are not checked.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -274,6 +276,7 @@ impl Cluster {
             })?;
             let primary = self.serving_primary(0).ok_or("no primary")?;
             let deadline = Instant::now() + WAIT;
+            let cpu_before = self.cpu_micros();
             let mut lines = Vec::new();
             while lines.len() < seconds * LINES_PER_SECOND {
                 let Some((id, line, _)) = self.next_line(deadline) else {
@@ -293,9 +296,11 @@ impl Cluster {
             }
             let per_second = lines.chunks(LINES_PER_SECOND).map(|c| c.iter().map(|l| l.ops).sum()).collect();
             let busy = || lines.iter().filter(|l| l.ops > 0);
+            let ops: u64 = lines.iter().map(|l| l.ops).sum();
             return Ok((
                 primary,
                 Phase {
+                    cpu_us_per_op: self.cpu_micros().saturating_sub(cpu_before) / ops.max(1),
                     ops_per_second: median(per_second),
                     p50_us: median(busy().map(|l| l.p50_us).collect()),
                     p99_us: median(busy().map(|l| l.p99_us).collect()),
@@ -304,6 +309,21 @@ impl Cluster {
             ));
         }
         Err("the primary changed three times while being measured".to_owned())
+    }
+
+    /// The CPU time (user and system, µs) the running nodes used so far.
+    fn cpu_micros(&self) -> u64 {
+        // SAFETY: sysconf only reads a constant of the system.
+        let ticks_per_second =
+            u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100).max(1);
+        let ticks = |pid: u32| -> Option<u64> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command name in parentheses: state is field 3, utime 14, stime 15.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        };
+        let running = self.processes.iter().flatten().filter_map(|p| ticks(p.child.id()));
+        running.sum::<u64>() * 1_000_000 / ticks_per_second
     }
 
     /// A member other than `except` that is primary and made progress in its last interval.
@@ -328,6 +348,8 @@ impl Drop for Cluster {
 }
 
 struct Phase {
+    /// CPU time of all the nodes per request acknowledged, over the phase.
+    cpu_us_per_op: u64,
     ops_per_second: u64,
     p50_us: u64,
     p99_us: u64,
@@ -342,8 +364,9 @@ fn median(mut values: Vec<u64>) -> u64 {
 fn report(name: &str, phase: &Phase, inflight: u64) {
     let little_us = (inflight as f64 * 1e6 / phase.ops_per_second.max(1) as f64) as u64;
     println!(
-        "{name:<26} {:>7} ops/s   p50 {:>5} us   p99 {:>6} us   p999 {:>6} us   (in-flight/throughput {little_us} us)",
-        phase.ops_per_second, phase.p50_us, phase.p99_us, phase.p999_us,
+        "{name:<26} {:>7} ops/s   p50 {:>5} us   p99 {:>6} us   p999 {:>6} us   (in-flight/throughput {little_us} us, \
+         CPU {} us/request)",
+        phase.ops_per_second, phase.p50_us, phase.p99_us, phase.p999_us, phase.cpu_us_per_op,
     );
 }
 
@@ -569,7 +592,7 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
     let after = after.as_ref().map_or("null".to_owned(), |a| a.ops_per_second.to_string());
     Ok(format!(
         "{{\"replicas\":{replicas},\"inflight\":{inflight},\"window\":{window},\"batch\":{},\"transport\":\"{}\",\"journal\":\"{}\",\"request_bytes\":{},\"pinned\":{},\
-         \"ops_per_s\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"after_failover_ops_per_s\":{after},\
+         \"ops_per_s\":{},\"cpu_us_per_op\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"after_failover_ops_per_s\":{after},\
          \"kills\":{kills},\"failover_ms\":[{}],\"unplanned_elections\":{},\"handoffs_per_commit\":{},\
          \"requests\":{},\"acked\":{acked},\"duplicates\":0}}",
         cluster.options.batch,
@@ -578,6 +601,7 @@ fn run_cluster(cluster: &mut Cluster) -> Result<String> {
         cluster.options.request_bytes,
         cluster.options.pin,
         steady.ops_per_second,
+        steady.cpu_us_per_op,
         steady.p50_us,
         steady.p99_us,
         steady.p999_us,
