@@ -648,6 +648,51 @@ static void test_vetoes() {
     for (int i = 0; i < 3; i++) nodes[i].UnloadThisOne();
 }
 
+// ResolveNode overridden: members named only by host names no resolver knows ("node-N.invalid",
+// IP 0) are reached where the application's directory says (127.0.0.1, listening on every
+// address as members without an IP do).
+class Directory : public Counter {
+protected:
+    bool ResolveNode(RSLNode* node) override {
+        resolved++;
+        if (strncmp(node->m_hostName, "node-", 5) != 0) return false;
+        node->m_ip = inet_addr("127.0.0.1");
+        return true;
+    }
+
+public:
+    std::atomic<int> resolved{0};
+};
+
+static void test_resolve_node_override() {
+    std::string dir = temp_dir("directory");
+    RSLConfigParam cfg = fast_config(dir, 1);
+    RSLNodeCollection members;
+    for (int i = 1; i <= 3; i++) {
+        RSLNode node;
+        snprintf(node.m_memberIdString, sizeof(node.m_memberIdString), "%d", i);
+        snprintf(node.m_hostName, sizeof(node.m_hostName), "node-%d.invalid", i);
+        node.m_rslPort = free_port("0.0.0.0");
+        node.m_rslLearnPort = free_port("0.0.0.0");
+        members.Append(node);
+    }
+    Directory nodes[3];
+    for (int i = 0; i < 3; i++) CHECK(nodes[i].Initialize(&cfg, members, members[i], RSLProtocolVersion_6, false, spawn));
+    for (int i = 0; i < 3; i++) CHECK(nodes[i].resolved == 2);  // each peer, at start
+    int p = -1;
+    CHECK(wait_for([&] {
+        for (int i = 0; i < 3; i++)
+            if (nodes[i].primary) p = i;
+        return p >= 0;
+    }));
+    if (p >= 0) {
+        unsigned long long one = 1;
+        CHECK(nodes[p].ReplicateRequest(&one, sizeof(one), &one) == RSLSuccess);
+        for (int i = 0; i < 3; i++) CHECK(wait_for([&] { return nodes[i].Sum() == 1; }));
+    }
+    for (int i = 0; i < 3; i++) nodes[i].UnloadThisOne();
+}
+
 // ChangeConfiguration: bad sets are refused and change nothing; a good one reaches every
 // replica of the old set (the issuer gets its cookie back); the removed one stops counting.
 static void test_change_configuration() {
@@ -778,6 +823,7 @@ int main() {
     test_single_replica_and_checkpoint_control();
     test_vetoes();
     test_change_configuration();
+    test_resolve_node_override();
     test_bootstrap();
     if (failures) {
         fprintf(stderr, "compat: %d check(s) failed\n", failures);

@@ -735,8 +735,7 @@ protected:
     }
     virtual void ShutDown(RSLResponseCode status) = 0;
     // Legacy's default: the IP, else the host name resolved to IPv4 (see rsl_resolve_node).
-    // Replicas resolve members without an IP themselves, on every connection; an override
-    // is not called by the library.
+    // Called for each peer of the initial set and of every configuration installed.
     virtual bool ResolveNode(RSLNode* node) { return rsl_resolve_node(reinterpret_cast<RslNode*>(node)); }
     virtual void StateSaved(unsigned long long seqNo, const char* fileName) { (void)seqNo, (void)fileName; }
     virtual void StateCopied(unsigned long long seqNo, const char* fileName, void* cookie) {
@@ -805,6 +804,9 @@ private:
     static void OnAbortChange(void* ud, uint32_t status, void* cookie) noexcept {
         Self(ud)->AbortChangeConfiguration(static_cast<RSLResponseCode>(status), cookie);
     }
+    static bool OnResolveNode(void* ud, RslNode* node) noexcept {
+        return Self(ud)->ResolveNode(reinterpret_cast<RSLNode*>(node));
+    }
     static void OnShutDown(void* ud, uint32_t status) noexcept {
         Self(ud)->ShutDown(static_cast<RSLResponseCode>(status));
         if (Self(ud)->m_exitOnShutdown) exit(0);
@@ -828,6 +830,7 @@ private:
         cb.notify_configuration_changed = OnConfigurationChanged;
         cb.abort_change_configuration = OnAbortChange;
         cb.state_copied = OnStateCopied;
+        cb.resolve_node = OnResolveNode;
         return cb;
     }
 

@@ -192,6 +192,10 @@ typedef struct RslCallbacks {
    * the primary's own copy of a secondary's checkpoint).
    */
   void (*state_copied)(void*, uint64_t, const char*, void*);
+  /**
+   * Legacy `ResolveNode`: (userdata, a peer's node to fill in); false if it cannot.
+   */
+  bool (*resolve_node)(void*, struct RslNode*);
 } RslCallbacks;
 
 /**

@@ -8,7 +8,7 @@ use crate::types::{
 };
 use crate::{c_str, guard, RslResult};
 use libc::{c_char, c_void};
-use rsl_core::paxos::{Decree, MemberId};
+use rsl_core::paxos::{Decree, Member, MemberId};
 use rsl_core::runtime::NodeError;
 use rsl_core::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use rsl_core::wire::Version;
@@ -55,6 +55,8 @@ pub struct RslCallbacks {
     /// Legacy `StateCopied`: (userdata, decree, path of the copy or null, cookie; null for
     /// the primary's own copy of a secondary's checkpoint).
     pub state_copied: Option<unsafe extern "C" fn(*mut c_void, u64, *const c_char, *mut c_void)>,
+    /// Legacy `ResolveNode`: (userdata, a peer's node to fill in); false if it cannot.
+    pub resolve_node: Option<unsafe extern "C" fn(*mut c_void, *mut RslNode) -> bool>,
 }
 
 /// The host's `void *` cookie.
@@ -166,6 +168,16 @@ impl StateMachine for Host {
         let allowed = unsafe { f(self.0.userdata, cookie.as_mut_ptr(), &mut len) };
         cookie.truncate(len.min(8192));
         allowed.then_some(cookie)
+    }
+
+    fn resolve_node(&self, member: &mut Member) -> bool {
+        let Some(f) = self.0.resolve_node else { return true };
+        let mut node = RslNode::from_member(member);
+        // SAFETY: `node` is a valid node, writable through the call.
+        if !unsafe { f(self.0.userdata, &mut node) } {
+            return false;
+        }
+        node.member().map(|resolved| *member = resolved).is_some()
     }
 
     fn accept_message_from_replica(&self, from: &MemberId, primary_cookie: &[u8]) -> bool {

@@ -613,10 +613,10 @@ impl<S: StateMachine> Engine<S> {
         Copier { client: self.learn.client(self.version), dir: self.data_dir.clone(), ballot }
     }
 
-    /// The other members of the configuration.
+    /// The other members of the configuration, where they are reached.
     fn peers(&self) -> Vec<Member> {
-        let me = self.replica.id();
-        self.replica.configuration().members.members().iter().filter(|m| m.id != *me).cloned().collect()
+        let (me, members) = (self.replica.id(), &self.replica.configuration().members);
+        self.known.iter().filter(|m| m.id != *me && members.contains(&m.id)).cloned().collect()
     }
 
     /// Configuration `number` ended: legacy's `defunct.txt` says so, for a legacy replica
@@ -633,15 +633,20 @@ impl<S: StateMachine> Engine<S> {
     }
 
     /// Talks to the members of a new configuration it did not know, and at their new
-    /// addresses to those it knew elsewhere.
+    /// addresses (as the application resolves them) to those it knew elsewhere.
     fn meet(&mut self, members: &MemberSet) {
-        for member in members.members() {
+        let reachable: Vec<Member> = {
+            let app = self.app.read();
+            members.members().iter().map(|m| reachable(&*app, self.replica.id(), m)).collect()
+        };
+        for member in &reachable {
             match self.known.iter_mut().find(|m| m.id == member.id) {
                 Some(known) => known.clone_from(member),
                 None => self.known.push(member.clone()),
             }
         }
-        if let Err(e) = self.transport.add_members(members) {
+        let reachable = MemberSet::new(reachable, Bytes::new()).expect("resolving keeps ids and ports valid");
+        if let Err(e) = self.transport.add_members(&reachable) {
             tracing::error!(
                 "cannot reach the members of configuration {}: {e}",
                 self.replica.configuration().number
@@ -684,5 +689,25 @@ impl<S: StateMachine> Engine<S> {
             self.step_untrusted(now, Input::Learned { from, votes: Vec::new() })?;
         }
         Ok(())
+    }
+}
+
+/// Where to reach `member`: as the application's `resolve_node` says, else as configured
+/// (and this replica itself always as configured: it listens there).
+pub(super) fn reachable<S: StateMachine>(app: &S, me: &MemberId, member: &Member) -> Member {
+    let mut resolved = member.clone();
+    if member.id == *me {
+        return resolved;
+    }
+    match app.resolve_node(&mut resolved) {
+        true if resolved.id == member.id && resolved.rsl_port != 0 && resolved.learn_port != 0 => resolved,
+        true => {
+            tracing::warn!("resolve_node changed the id or zeroed a port of {}: ignored", member.id);
+            member.clone()
+        }
+        false => {
+            tracing::warn!("resolve_node could not resolve {}: its configured address is used", member.id);
+            member.clone()
+        }
     }
 }

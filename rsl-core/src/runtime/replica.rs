@@ -2,7 +2,7 @@
 //! non-virtual methods, spec §1.7).
 
 use super::config::{JournalKind, RslConfig, TransportKind};
-use super::engine::{Engine, Event, Inspect, View};
+use super::engine::{reachable, Engine, Event, Inspect, View};
 use super::executor::{Callback, Executor};
 use super::journal::{self, Durable};
 use super::readers::{self, FastRead};
@@ -226,6 +226,7 @@ impl<S: StateMachine> Replica<S> {
                 known.push(m.clone());
             }
         }
+        let known: Vec<Member> = known.iter().map(|m| reachable(&app, &member.id, m)).collect();
         let peers = MemberSet::new(known.clone(), Bytes::new()).map_err(NodeError::Core)?;
 
         let listen_on_all_ips = LISTEN_ON_ALL_IPS.load(Ordering::Relaxed);

@@ -3,11 +3,12 @@
 //! The replica holds the application behind the legacy callback lock, a readers-writer
 //! lock: callbacks of legacy class *Exclusive* get `&mut self` (write lock), those of class
 //! *Shared* get `&self` (read lock). Legacy class *None* (`CanBecomePrimary`,
-//! `AcceptMessageFromReplica`, unserialized fast reads) also runs under the read lock here:
+//! `AcceptMessageFromReplica`, `ResolveNode`, unserialized fast reads) also runs under the
+//! read lock here:
 //! Rust cannot lend `&self` while `&mut self` is out, and the stronger guarantee breaks no
 //! application written for the weaker one.
 
-use crate::paxos::{Decree, MemberId};
+use crate::paxos::{Decree, Member, MemberId};
 use crate::storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use std::io;
 use std::path::Path;
@@ -88,6 +89,14 @@ pub trait StateMachine: Send + Sync + 'static {
     /// later); `Some(cookie)` goes ahead and attaches `cookie` to this primary's messages.
     fn can_become_primary(&self) -> Option<Vec<u8>> {
         Some(Vec::new())
+    }
+
+    /// Legacy `ResolveNode`, asked for each peer of the set a replica starts with and of
+    /// every configuration it installs: may set where to reach `member` (`ip`, ports), or
+    /// return false if it cannot (the configured address is used). The default changes
+    /// nothing: a member with IP 0 and a host name is looked up on every connection.
+    fn resolve_node(&self, _member: &mut Member) -> bool {
+        true
     }
 
     /// Whether to answer a Prepare or vote from `from`, whose primary cookie is
