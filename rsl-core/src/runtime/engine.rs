@@ -31,7 +31,7 @@ use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,8 +61,6 @@ pub(super) enum Event<C> {
     },
     Persisted(Token),
     JournalFailed(String),
-    /// The execute thread executed every decree up to this one.
-    Executed(Decree),
     /// The journal started a new log file.
     LogRotated,
     CanBecomePrimary(Option<Vec<u8>>),
@@ -156,8 +154,9 @@ pub(super) struct Engine<S: StateMachine> {
     /// On the primary, its decrees proposed and not yet executed, with when (for the
     /// voting-time statistic).
     pub proposed: VecDeque<(Decree, Instant)>,
-    /// The checkpoint and first logged decree the core was last told of (`Input::Retained`).
-    pub retained: (Decree, Decree),
+    /// What the core was last told of: the decree executed, and the checkpoint and first
+    /// logged decree (`Engine::observe`).
+    pub observed: (Decree, (Decree, Decree)),
 }
 
 impl<S: StateMachine> Engine<S> {
@@ -185,7 +184,7 @@ impl<S: StateMachine> Engine<S> {
         }
         while !self.stopping {
             let batch = self.next_batch()?;
-            self.retain()?;
+            self.observe()?;
             for incoming in batch {
                 if self.stopping {
                     break;
@@ -249,7 +248,6 @@ impl<S: StateMachine> Engine<S> {
             }
             Event::Persisted(token) => self.step(now, Input::Persisted(token))?,
             Event::JournalFailed(e) => return Err(NodeError::Journal(e)),
-            Event::Executed(decree) => self.step(now, Input::Executed(decree))?,
             // Legacy: secondaries, and a primary alone, checkpoint when a log fills; a primary
             // with peers copies one.
             Event::LogRotated
@@ -368,18 +366,24 @@ impl<S: StateMachine> Engine<S> {
         }
     }
 
-    /// Tells the core of checkpoints saved and logs deleted since it last heard.
-    fn retain(&mut self) -> Result<(), NodeError> {
-        let retained = (
-            Decree(self.published.checkpointed.load(Ordering::Acquire)),
-            Decree(self.published.first_logged.load(Ordering::Acquire)),
-        );
-        if retained == self.retained {
-            return Ok(());
+    /// Tells the core what the other threads did since it last heard: decrees executed,
+    /// checkpoints saved, logs deleted. Read here rather than sent, so that executing a
+    /// decree wakes no engine.
+    fn observe(&mut self) -> Result<(), NodeError> {
+        let load = |value: &AtomicU64| Decree(value.load(Ordering::Acquire));
+        let executed = load(&self.published.executed);
+        let retained = (load(&self.published.checkpointed), load(&self.published.first_logged));
+        let now = self.now();
+        if executed > self.observed.0 {
+            self.observed.0 = executed;
+            self.step(now, Input::Executed(executed))?;
         }
-        self.retained = retained;
-        let (checkpoint, first_logged) = retained;
-        self.step(self.now(), Input::Retained { checkpoint, first_logged })
+        if retained != self.observed.1 {
+            self.observed.1 = retained;
+            let (checkpoint, first_logged) = retained;
+            self.step(now, Input::Retained { checkpoint, first_logged })?;
+        }
+        Ok(())
     }
 
     /// Waits for the first input or the next deadline, then takes everything queued.

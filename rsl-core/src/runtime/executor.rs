@@ -84,7 +84,6 @@ pub(super) struct Executor<S: StateMachine> {
 impl<S: StateMachine> Executor<S> {
     pub fn run(mut self) {
         let callbacks = self.callbacks.clone();
-        let mut reported = self.executed();
         loop {
             let deadline = self.waiting.iter().map(|r| r.deadline).min();
             let first = match deadline {
@@ -102,12 +101,6 @@ impl<S: StateMachine> Executor<S> {
                 }
             }
             self.release_reads();
-            let executed = self.executed();
-            if executed > reported {
-                reported = executed;
-                // The engine outlives this thread's useful life; a closed channel means it stopped.
-                let _ = self.engine.send(Event::Executed(executed));
-            }
         }
     }
 

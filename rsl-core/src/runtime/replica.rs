@@ -331,7 +331,7 @@ impl<S: StateMachine> Replica<S> {
             next_cookie: 0,
             paused: false,
             relinquished: false,
-            retained: (Decree(0), Decree(0)),
+            observed: (Decree(published.executed.load(Ordering::Acquire)), (Decree(0), Decree(0))),
             copying: None,
             stopping: false,
             proposed: VecDeque::new(),
