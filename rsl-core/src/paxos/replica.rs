@@ -92,8 +92,10 @@ pub struct Replica {
     pub(super) force_reelection: bool,
     pub(super) accept_messages: bool,
     pub(super) vote_payload: u64,
+    /// The newest checkpoint saved, as recovered and then as `Input::Retained` reports.
     pub(super) checkpointed: Decree,
-    /// The lowest decree the journal held at start (the journal is not truncated yet).
+    /// The lowest decree the journal holds: as recovered, then as `Input::Retained` reports
+    /// the logs a checkpoint covered deleted.
     pub(super) min_decree_in_log: Decree,
     /// When this replica, never bootstrapped, last asked a configuration past 1 to Join it.
     pub(super) join_requested_at: Option<u64>,

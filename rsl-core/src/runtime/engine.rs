@@ -102,6 +102,25 @@ enum Incoming<C> {
     Status(StatusRequest),
 }
 
+/// What the other threads published that the core must hear of.
+#[derive(Clone, Copy)]
+pub(super) struct Observed {
+    executed: Decree,
+    checkpoint: Decree,
+    first_logged: Decree,
+}
+
+impl Observed {
+    pub fn of(published: &Published) -> Self {
+        let load = |value: &AtomicU64| Decree(value.load(Ordering::Acquire));
+        Self {
+            executed: load(&published.executed),
+            checkpoint: load(&published.checkpointed),
+            first_logged: load(&published.first_logged),
+        }
+    }
+}
+
 pub(super) struct Engine<S: StateMachine> {
     pub replica: Replica,
     pub epoch: Instant,
@@ -154,9 +173,8 @@ pub(super) struct Engine<S: StateMachine> {
     /// On the primary, its decrees proposed and not yet executed, with when (for the
     /// voting-time statistic).
     pub proposed: VecDeque<(Decree, Instant)>,
-    /// What the core was last told of: the decree executed, and the checkpoint and first
-    /// logged decree (`Engine::observe`).
-    pub observed: (Decree, (Decree, Decree)),
+    /// What the core was last told of (`Engine::observe`).
+    pub observed: Observed,
 }
 
 impl<S: StateMachine> Engine<S> {
@@ -370,18 +388,14 @@ impl<S: StateMachine> Engine<S> {
     /// checkpoints saved, logs deleted. Read here rather than sent, so that executing a
     /// decree wakes no engine.
     fn observe(&mut self) -> Result<(), NodeError> {
-        let load = |value: &AtomicU64| Decree(value.load(Ordering::Acquire));
-        let executed = load(&self.published.executed);
-        let retained = (load(&self.published.checkpointed), load(&self.published.first_logged));
-        let now = self.now();
-        if executed > self.observed.0 {
-            self.observed.0 = executed;
-            self.step(now, Input::Executed(executed))?;
+        let now = Observed::of(&self.published);
+        let (was, time) = (std::mem::replace(&mut self.observed, now), self.now());
+        if now.executed > was.executed {
+            self.step(time, Input::Executed(now.executed))?;
         }
-        if retained != self.observed.1 {
-            self.observed.1 = retained;
-            let (checkpoint, first_logged) = retained;
-            self.step(now, Input::Retained { checkpoint, first_logged })?;
+        if (now.checkpoint, now.first_logged) != (was.checkpoint, was.first_logged) {
+            let Observed { checkpoint, first_logged, .. } = now;
+            self.step(time, Input::Retained { checkpoint, first_logged })?;
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use super::state_machine::{ResponseCode, StateMachine};
 use super::Published;
 use crate::paxos::{Decree, Rng, Vote, VoteBody};
 use crate::storage::checkpoint::{list_checkpoints, retain_newest, CheckpointHeader, CheckpointWriter};
-use crate::storage::{list_logs, remove_covered_logs};
+use crate::storage::remove_covered_logs;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{RwLock, RwLockWriteGuard};
 use std::num::NonZeroUsize;
@@ -215,16 +215,12 @@ impl<S: StateMachine> Executor<S> {
                 Some((oldest, _)) => {
                     remove_covered_logs(&self.data_dir, oldest.0, self.max_logs).map_err(|e| e.to_string())
                 }
-                None => Ok(Vec::new()),
+                None => Ok((Vec::new(), None)),
             });
         match cleaned {
-            Ok(removed) if !removed.is_empty() => {
+            Ok((removed, Some(first_kept))) => {
                 tracing::info!("removed {} covered log files", removed.len());
-                if let Some((first, _)) =
-                    list_logs(&self.data_dir).ok().and_then(|logs| logs.into_iter().next())
-                {
-                    self.published.first_logged.fetch_max(first, Ordering::AcqRel);
-                }
+                self.published.first_logged.fetch_max(first_kept, Ordering::AcqRel);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("cannot remove old checkpoints or logs: {e}"),

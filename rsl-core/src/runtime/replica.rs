@@ -2,7 +2,7 @@
 //! non-virtual methods, spec §1.7).
 
 use super::config::{JournalKind, RslConfig, TransportKind};
-use super::engine::{reachable, Engine, Event, Inspect, View};
+use super::engine::{reachable, Engine, Event, Inspect, Observed, View};
 use super::executor::{Callback, Executor};
 use super::journal::{self, Durable};
 use super::readers::{self, FastRead};
@@ -331,7 +331,7 @@ impl<S: StateMachine> Replica<S> {
             next_cookie: 0,
             paused: false,
             relinquished: false,
-            observed: (Decree(published.executed.load(Ordering::Acquire)), (Decree(0), Decree(0))),
+            observed: Observed::of(&published),
             copying: None,
             stopping: false,
             proposed: VecDeque::new(),
@@ -663,8 +663,9 @@ impl<S: StateMachine> Replica<S> {
 
     /// Set when the replica stopped because it installed a member's checkpoint of this
     /// decree (legacy exits the process here): the decrees it needed were gone from its
-    /// members' logs, or, never bootstrapped, it was invited into a later configuration. `unload` returns the application; initializing it again
-    /// loads the checkpoint and the replica catches up from there.
+    /// members' logs, or, never bootstrapped, it was invited into a later configuration.
+    /// `unload` returns the application; initializing it again loads the checkpoint and
+    /// the replica catches up from there.
     pub fn installed_checkpoint(&self) -> Option<Decree> {
         Some(Decree(self.published.installed.load(Ordering::Acquire))).filter(|d| d.0 != u64::MAX)
     }

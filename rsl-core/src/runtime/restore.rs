@@ -1,6 +1,6 @@
 //! Restart of a data directory (legacy §5.5, steps 1–3): empty `Temp/`; read
-//! `defunct.txt`; walk the checkpoints newest first, failing at once when the logs do not reach
-//! back to the candidate (legacy's "missing logs"); hand each to `load_state`, falling
+//! `defunct.txt`; walk the checkpoints newest first, failing at once when the logs do not
+//! reach back to the candidate (legacy's "missing logs"); hand each to `load_state`, falling
 //! back to older ones; with none, start empty only when the logs start at decree 0. Then
 //! the journal (file or nvm) is opened after its last valid record, a log missing between
 //! the checkpoint and the newest log fails the start (legacy would replay past the hole),

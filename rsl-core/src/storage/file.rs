@@ -209,12 +209,12 @@ fn draw_limit(options: &FileOptions, rng: &mut Rng) -> u64 {
 /// Legacy log cleanup after a checkpoint: deletes the oldest `<decree>.log` files whose
 /// every decree is at or below `covered_through` (the oldest checkpoint kept), while more
 /// than `keep` logs (`m_maxLogs`) remain. The newest log is never deleted. Returns the
-/// files deleted.
+/// files deleted, and the first decree of the oldest log kept once any was.
 pub fn remove_covered_logs(
     dir: &Path,
     covered_through: u64,
     keep: usize,
-) -> Result<Vec<PathBuf>, RecoverError> {
+) -> Result<(Vec<PathBuf>, Option<u64>), RecoverError> {
     let logs = list_logs(dir)?;
     let mut removed = Vec::new();
     for (i, window) in logs.windows(2).enumerate() {
@@ -225,5 +225,6 @@ pub fn remove_covered_logs(
         std::fs::remove_file(&window[0].1).map_err(RecoverError::io(&window[0].1))?;
         removed.push(window[0].1.clone());
     }
-    Ok(removed)
+    let first_kept = (!removed.is_empty()).then(|| logs[removed.len()].0);
+    Ok((removed, first_kept))
 }

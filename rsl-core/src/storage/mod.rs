@@ -13,8 +13,8 @@
 //! valid record is a [`RecoverError::Corrupt`] naming file and offset, never skipped.
 //! After an IO error a journal refuses every later call: what reached the disk is unknown.
 //!
-//! Beside the journal, [`checkpoint`] reads and writes legacy `<N>.codex` checkpoints (§5.3, v1–6),
-//! and [`defunct`] legacy's `defunct.txt`.
+//! Beside the journal, [`checkpoint`] reads and writes legacy `<N>.codex` checkpoints
+//! (§5.3, v1–6), and [`defunct`] legacy's `defunct.txt`.
 
 pub mod checkpoint;
 pub mod defunct;

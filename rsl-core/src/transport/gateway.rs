@@ -4,9 +4,10 @@
 //! packet with `wire::decode_packet` and checks who sent it: a sender that is not a peer of
 //! a configuration it knew (but for a Bootstrap that names the sender, and anyone while
 //! the replica waits for its bootstrap), or a peer writing from another IP than its
-//! configured one (unless that is 0 = any), closes the connection. A bad checksum, a malformed message, a request on one of our client
-//! connections (which carry responses only, §4.12) and a message the core does not handle
-//! yet drop only the packet. The caller counts every refusal.
+//! configured one (unless that is 0 = any), closes the connection. A bad checksum, a
+//! malformed message, a request on one of our client connections (which carry responses
+//! only, §4.12) and a message the core does not handle yet drop only the packet. The
+//! caller counts every refusal.
 
 use super::member_addr;
 use super::stats::Refusal;

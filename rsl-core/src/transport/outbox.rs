@@ -173,6 +173,7 @@ mod tests {
         drop(queue);
         assert_eq!(outbox.push(Bytes::from_static(b"ij")), Err(PushError::Closed));
     }
+
     /// A connected pair on loopback: (our end, the peer's).
     fn pair() -> (Arc<TcpStream>, TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
