@@ -270,7 +270,7 @@ fn sample_status(decree: Decree, ballot: Ballot) -> Status {
 fn a_status_query_gets_the_runtimes_answer_or_nothing() {
     let dir = TempDir::new("learn-status");
     let server = LearnServer::start(config(dir.path())).unwrap();
-    let requests = server.status_requests().clone();
+    let requests = crossbeam_channel::Receiver::clone(server.status_requests());
     let runtime = thread::spawn(move || {
         // The first query is answered, the second dropped (legacy's relinquishing primary).
         let first = requests.recv_timeout(WAIT).unwrap();

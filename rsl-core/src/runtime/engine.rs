@@ -1,8 +1,8 @@
-//! The engine thread of a replica: the only owner of the protocol core. Each turn it waits
-//! for the first input (or the core's next deadline), takes everything else already queued
-//! on its three inputs (its own event channel, the Paxos port, the learn port's status
-//! queries), steps the core through all of it, and then hands the batch's journal records
-//! to the writer in one message, so one sync covers the whole batch. Every action meant for
+//! The engine thread of a replica: the only owner of the protocol core. Each turn it takes
+//! everything queued on its three inputs (its own event channel, the Paxos port, the learn
+//! port's status queries), parking until a send wakes it or the core's next deadline when
+//! there is nothing, steps the core through all of it, and then hands the batch's journal
+//! records to the writer in one message, so one sync covers the whole batch. Every action meant for
 //! the application goes to the execute thread, in the order the core emitted it.
 //!
 //! A refusal of peer-derived input (a message, learned votes) is counted and dropped: peers
@@ -23,10 +23,10 @@ use crate::storage::checkpoint::{
 };
 use crate::storage::defunct;
 use crate::transport::learn::{learned_votes, LearnServer, StatusRequest};
-use crate::transport::{member_socket, Transport};
+use crate::transport::{inbox, member_socket, Transport};
 use crate::wire::{Version, WireVote};
 use bytes::Bytes;
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -124,9 +124,9 @@ impl Observed {
 pub(super) struct Engine<S: StateMachine> {
     pub replica: Replica,
     pub epoch: Instant,
-    pub events: Receiver<Event<S::Cookie>>,
+    pub events: inbox::Receiver<Event<S::Cookie>>,
     /// Handed to learner threads, which report back on `events`.
-    pub events_tx: Sender<Event<S::Cookie>>,
+    pub events_tx: inbox::Sender<Event<S::Cookie>>,
     pub callbacks: Sender<Callback<S::Cookie>>,
     /// For the callbacks of legacy class None, asked on this thread.
     pub app: Arc<RwLock<S>>,
@@ -194,6 +194,11 @@ impl<S: StateMachine> Engine<S> {
     }
 
     fn serve(&mut self) -> Result<(), NodeError> {
+        let (events, messages, status) =
+            (&self.events, self.transport.events(), self.learn.status_requests());
+        if !(events.wake_me() && messages.wake_me() && status.wake_me()) {
+            return Err(NodeError::Panicked("another thread drains this engine's inputs".to_owned()));
+        }
         let now = self.now();
         self.perform_actions(now)?; // replays the decrees recovery proved chosen
         self.end_batch()?;
@@ -400,21 +405,39 @@ impl<S: StateMachine> Engine<S> {
         Ok(())
     }
 
-    /// Waits for the first input or the next deadline, then takes everything queued.
+    /// Takes everything queued on the three inputs; if there is nothing, parks until a
+    /// send wakes it (see [`inbox`]) or the next deadline passes, and takes again.
     fn next_batch(&self) -> Result<Vec<Incoming<S::Cookie>>, NodeError> {
-        let deadline = self.replica.next_deadline();
-        let wait = Duration::from_micros(deadline.saturating_sub(self.now()).min(1_000_000));
-        let closed = || NodeError::Panicked("an engine input channel closed".to_owned());
-        let first = select! {
-            recv(self.events) -> e => Some(Incoming::Event(e.map_err(|_| closed())?)),
-            recv(self.transport.events()) -> m => Some(Incoming::Message(m.map_err(|_| closed())?)),
-            recv(self.learn.status_requests()) -> r => Some(Incoming::Status(r.map_err(|_| closed())?)),
-            default(wait) => None,
-        };
-        let mut batch: Vec<_> = first.into_iter().collect();
-        batch.extend(self.events.try_iter().map(Incoming::Event));
-        batch.extend(self.transport.events().try_iter().map(Incoming::Message));
-        batch.extend(self.learn.status_requests().try_iter().map(Incoming::Status));
+        let mut batch = self.take_queued()?;
+        if batch.is_empty() {
+            let wait = self.replica.next_deadline().saturating_sub(self.now()).min(1_000_000);
+            std::thread::park_timeout(Duration::from_micros(wait));
+            batch = self.take_queued()?;
+        }
+        Ok(batch)
+    }
+
+    fn take_queued(&self) -> Result<Vec<Incoming<S::Cookie>>, NodeError> {
+        type Batch<C> = Vec<Incoming<C>>;
+        fn take<T, C>(
+            from: &Receiver<T>,
+            to: &mut Batch<C>,
+            wrap: fn(T) -> Incoming<C>,
+        ) -> Result<(), NodeError> {
+            loop {
+                match from.try_recv() {
+                    Ok(value) => to.push(wrap(value)),
+                    Err(TryRecvError::Empty) => return Ok(()),
+                    Err(TryRecvError::Disconnected) => {
+                        return Err(NodeError::Panicked("an engine input channel closed".to_owned()))
+                    }
+                }
+            }
+        }
+        let mut batch = Vec::new();
+        take(&self.events, &mut batch, Incoming::Event)?;
+        take(self.transport.events(), &mut batch, Incoming::Message)?;
+        take(self.learn.status_requests(), &mut batch, Incoming::Status)?;
         Ok(batch)
     }
 

@@ -16,6 +16,7 @@ use super::Published;
 use crate::paxos::{Decree, Rng, Vote, VoteBody};
 use crate::storage::checkpoint::{list_checkpoints, retain_newest, CheckpointHeader, CheckpointWriter};
 use crate::storage::remove_covered_logs;
+use crate::transport::inbox;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::{RwLock, RwLockWriteGuard};
 use std::num::NonZeroUsize;
@@ -63,7 +64,7 @@ pub(super) enum Callback<C> {
 pub(super) struct Executor<S: StateMachine> {
     pub app: Arc<RwLock<S>>,
     pub callbacks: Receiver<Callback<S::Cookie>>,
-    pub engine: Sender<Event<S::Cookie>>,
+    pub engine: inbox::Sender<Event<S::Cookie>>,
     pub readers: Sender<FastRead<S::Cookie>>,
     pub published: Arc<Published>,
     /// Where checkpoints go, and how many to keep.

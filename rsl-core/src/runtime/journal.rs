@@ -16,6 +16,7 @@ use super::engine::Event;
 use super::{NodeError, Published};
 use crate::paxos::{MemberId, Record, Token};
 use crate::storage::{AppendError, FileJournal, Journal, NvmJournal};
+use crate::transport::inbox;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -79,7 +80,7 @@ pub(super) enum Writer {
 pub(super) fn start<C: Send + 'static>(
     journal: Box<dyn Durable>,
     inline: bool,
-    engine: Sender<Event<C>>,
+    engine: inbox::Sender<Event<C>>,
     published: Arc<Published>,
     me: &MemberId,
 ) -> Result<Writer, NodeError> {
@@ -118,7 +119,7 @@ pub(super) fn timed(published: &Published, started: Instant) {
 fn write_loop<C>(
     mut journal: Box<dyn Durable>,
     queue: &Receiver<Writes>,
-    engine: &Sender<Event<C>>,
+    engine: &inbox::Sender<Event<C>>,
     published: &Published,
 ) {
     let mut log = journal.current_log();

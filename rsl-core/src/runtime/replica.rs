@@ -13,7 +13,7 @@ use crate::paxos::{Configuration, Decree, Input, Member, MemberId, MemberSet, Re
 use crate::storage::{FileJournal, FileOptions, NvmJournal, NvmOptions};
 use crate::transport::learn::{LearnConfig, LearnServer, LogReads};
 use crate::transport::{
-    start_rdma, start_shm, Counters, StartError, TcpTransport, Tls, Transport, TransportConfig,
+    inbox, start_rdma, start_shm, Counters, StartError, TcpTransport, Tls, Transport, TransportConfig,
     TransportStats,
 };
 use crate::wire::{Limits, Version};
@@ -64,7 +64,7 @@ pub struct Stats {
 /// A running replica of the application `S`. Dropping it unloads it.
 pub struct Replica<S: StateMachine> {
     me: MemberId,
-    events: Sender<Event<S::Cookie>>,
+    events: inbox::Sender<Event<S::Cookie>>,
     callbacks: Sender<Callback<S::Cookie>>,
     reads: Option<Sender<FastRead<S::Cookie>>>,
     published: Arc<Published>,
@@ -280,7 +280,7 @@ impl<S: StateMachine> Replica<S> {
         let published = Arc::new(Published::default());
         published.executed.store(core.pointers().executed.0, Ordering::Release);
         let app = Arc::new(RwLock::new(app));
-        let (events_tx, events) = unbounded();
+        let (events_tx, events) = inbox::unbounded();
         let (callbacks_tx, callbacks) = unbounded();
         let (reads_tx, reads) = unbounded();
         let inline = matches!(config.journal, JournalKind::Nvm { dax: true });

@@ -4,11 +4,11 @@
 //! receiver (so version-dependent fields are dropped exactly as on TCP), and queues are
 //! bounded (`max_outstanding_per_replica`), so a full one drops, as TCP's outbox does.
 
-use super::{Counters, SendError, StartError, Transport};
+use super::{inbox, Counters, SendError, StartError, Transport};
 use crate::paxos::{MemberId, MemberSet, Message};
 use crate::wire::{decode, Limits, Version, WireMessage};
 use bytes::Bytes;
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Sender, TrySendError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -31,7 +31,7 @@ impl ChannelNetwork {
         let (inbox, packets) = bounded(capacity);
         let serial = self.joins.fetch_add(1, Ordering::Relaxed);
         self.inboxes.lock().insert(me.clone(), (serial, inbox));
-        let (events_tx, events) = bounded(capacity);
+        let (events_tx, events) = inbox::bounded(capacity);
         let version = Arc::new(AtomicU16::new(version.as_u16()));
         let decoder = std::thread::Builder::new()
             .name(format!("rsl-channel-{me}"))
@@ -57,12 +57,12 @@ pub struct ChannelTransport {
     me: MemberId,
     serial: u64,
     version: Arc<AtomicU16>,
-    events: Receiver<(Version, Message)>,
+    events: inbox::Receiver<(Version, Message)>,
     decoder: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Transport for ChannelTransport {
-    fn events(&self) -> &Receiver<(Version, Message)> {
+    fn events(&self) -> &inbox::Receiver<(Version, Message)> {
         &self.events
     }
 

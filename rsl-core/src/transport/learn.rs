@@ -24,9 +24,9 @@
 pub use super::learn_stream::BadRecord;
 
 use super::learn_stream::{read_message, send_votes, ReadError, RecordReader};
-use super::member_addr;
 use super::tcp::{bind, connect_from, source_addr};
 use super::tls::{Tls, TlsStream};
+use super::{inbox, member_addr};
 use crate::paxos::{chosen_votes, Ballot, Body, Decree, Member, MemberId, Message, Record, Status, Vote};
 use crate::wire::{decode, EncodeError, Header, Limits, Version, WireBody, WireMessage};
 use bytes::Bytes;
@@ -172,7 +172,7 @@ impl std::error::Error for LearnStartError {}
 /// One replica's learn port. Dropping it stops it.
 pub struct LearnServer {
     shared: Arc<Shared>,
-    status_requests: Receiver<StatusRequest>,
+    status_requests: inbox::Receiver<StatusRequest>,
     /// Dropped to stop: every thread then sees `Shared::stop` disconnected.
     stop: Option<Sender<()>>,
     accept: Option<JoinHandle<()>>,
@@ -182,7 +182,7 @@ pub struct LearnServer {
 struct Shared {
     config: LearnConfig,
     counters: Counters,
-    status: Sender<StatusRequest>,
+    status: inbox::Sender<StatusRequest>,
     stop: Receiver<()>,
 }
 
@@ -208,7 +208,7 @@ impl LearnServer {
         let listener = listener.map_err(LearnStartError::Listen)?;
         let listen_addr = listener.local_addr().map_err(LearnStartError::Listen)?;
         // Each connection has at most one query outstanding.
-        let (status, status_requests) = bounded(config.max_connections);
+        let (status, status_requests) = inbox::bounded(config.max_connections);
         let (stop_tx, stop) = bounded(0);
         let shared = Arc::new(Shared { config, counters: Counters::default(), status, stop });
         let accepting = Arc::clone(&shared);
@@ -224,8 +224,8 @@ impl LearnServer {
         self.listen_addr
     }
 
-    /// StatusQueries to answer; the runtime selects on this with its other inputs.
-    pub fn status_requests(&self) -> &Receiver<StatusRequest> {
+    /// StatusQueries to answer; the runtime drains this with its other inputs.
+    pub fn status_requests(&self) -> &inbox::Receiver<StatusRequest> {
         &self.status_requests
     }
 

@@ -15,6 +15,7 @@
 
 mod channel;
 mod gateway;
+pub mod inbox;
 pub mod learn;
 mod learn_stream;
 mod outbox;
@@ -36,7 +37,6 @@ pub use tls::{SubjectRule, Tls, TlsConfig, TlsError};
 
 use crate::paxos::{Member, MemberId, MemberSet, Message};
 use crate::wire::{EncodeError, Limits, Version};
-use crossbeam_channel::Receiver;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -47,7 +47,7 @@ use std::time::Duration;
 /// reordering between two replicas is allowed too.
 pub trait Transport: Send + 'static {
     /// Messages admitted from peers, each with the version it was sent in.
-    fn events(&self) -> &Receiver<(Version, Message)>;
+    fn events(&self) -> &inbox::Receiver<(Version, Message)>;
     /// Queues `message` for `to` (requests and responses alike); it may still be lost.
     fn send(&self, to: &MemberId, message: &Message) -> Result<(), SendError>;
     /// Encodes outgoing messages in `version` from now on (legacy raises it at run time).

@@ -19,10 +19,10 @@
 
 use super::ring::{Consumer, Producer};
 use super::stats::{Counters, Refusal};
-use super::{SendError, StartError, Transport, TransportConfig};
+use super::{inbox, SendError, StartError, Transport, TransportConfig};
 use crate::paxos::{MemberId, MemberSet, Message};
 use crate::wire::{decode, fingerprint, Limits, Version, WireMessage};
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::TrySendError;
 use memmap2::MmapRaw;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -303,7 +303,7 @@ pub struct RingTransport {
     me: MemberId,
     outgoing: Arc<HashMap<MemberId, Mutex<Outgoing>>>,
     version: Arc<AtomicU16>,
-    events: Receiver<(Version, Message)>,
+    events: inbox::Receiver<(Version, Message)>,
     stop: Arc<AtomicBool>,
     bell: Arc<dyn Doorbell>,
     poller: Option<std::thread::JoinHandle<()>>,
@@ -329,7 +329,7 @@ impl RingTransport {
             incoming.push(Incoming::new(peer, inc));
         }
         let outgoing = Arc::new(outgoing);
-        let (events_tx, events) = bounded(EVENTS_CAPACITY);
+        let (events_tx, events) = inbox::bounded(EVENTS_CAPACITY);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let poller = {
@@ -365,7 +365,7 @@ impl RingTransport {
 
 /// Where the poller hands what it read: decoded, checked, counted.
 struct Sink<'a> {
-    events: &'a Sender<(Version, Message)>,
+    events: &'a inbox::Sender<(Version, Message)>,
     limits: &'a Limits,
     counters: &'a Counters,
 }
@@ -430,7 +430,7 @@ fn poll_loop(
 }
 
 impl Transport for RingTransport {
-    fn events(&self) -> &Receiver<(Version, Message)> {
+    fn events(&self) -> &inbox::Receiver<(Version, Message)> {
         &self.events
     }
 

@@ -13,6 +13,7 @@
 //! go to one bounded channel, so a runtime that stops reading pushes back through TCP.
 
 use super::gateway::{is_response, Gateway, PacketReader, ReadEnd, Side};
+use super::inbox;
 use super::outbox::{outbox, Outbox, PushError, Queue};
 use super::stats::{Counters, Refusal, TransportStats};
 use super::tls::TlsConn;
@@ -51,7 +52,7 @@ pub struct TcpTransport {
     shared: Arc<Shared>,
     /// The client connection of every peer.
     peers: HashMap<MemberId, Client>,
-    events: Receiver<(Version, Message)>,
+    events: inbox::Receiver<(Version, Message)>,
     /// Dropped to stop: every thread's `Shared::stop` then reports disconnection.
     stop: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
@@ -72,7 +73,7 @@ struct Shared {
     me: Member,
     gateway: Gateway,
     counters: Arc<Counters>,
-    events: Sender<(Version, Message)>,
+    events: inbox::Sender<(Version, Message)>,
     /// The version outgoing messages are encoded in (raised at run time, §4.11).
     version: AtomicU16,
     stop: Receiver<()>,
@@ -95,7 +96,7 @@ impl TcpTransport {
         let listen_addr = listen_addr(&me, config.listen_on_all_ips);
         let listener = bind(listen_addr).map_err(StartError::Listen)?;
         let (stop_tx, stop) = bounded(0);
-        let (events_tx, events) = bounded(EVENTS_CAPACITY);
+        let (events_tx, events) = inbox::bounded(EVENTS_CAPACITY);
         let shared = Arc::new(Shared {
             gateway: Gateway::new(&me.id, &config.members, config.limits),
             me,
@@ -310,7 +311,7 @@ fn configure(stream: &TcpStream, config: &TransportConfig) -> io::Result<()> {
 }
 
 impl Transport for TcpTransport {
-    fn events(&self) -> &Receiver<(Version, Message)> {
+    fn events(&self) -> &inbox::Receiver<(Version, Message)> {
         &self.events
     }
 
@@ -407,10 +408,12 @@ impl Shared {
 
     /// Hands a message to the runtime; false once stopped.
     fn deliver(&self, version: Version, message: Message) -> bool {
-        select! {
-            send(self.events, (version, message)) -> sent => sent.is_ok(),
+        let sent = select! {
+            send(self.events.channel(), (version, message)) -> sent => sent.is_ok(),
             recv(self.stop) -> _ => false,
-        }
+        };
+        self.events.wake();
+        sent
     }
 
     /// Reads, admits and delivers packets until the connection ends. On a server-side
