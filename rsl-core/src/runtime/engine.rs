@@ -127,7 +127,7 @@ pub(super) struct Engine<S: StateMachine> {
     pub events: inbox::Receiver<Event<S::Cookie>>,
     /// Handed to learner threads, which report back on `events`.
     pub events_tx: inbox::Sender<Event<S::Cookie>>,
-    pub callbacks: Sender<Callback<S::Cookie>>,
+    pub callbacks: inbox::Sender<Callback<S::Cookie>>,
     /// For the callbacks of legacy class None, asked on this thread.
     pub app: Arc<RwLock<S>>,
     /// `m_useGlobalAcceptMessagesFlag`: the handle's flag decides instead of

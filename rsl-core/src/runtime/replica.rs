@@ -65,7 +65,7 @@ pub struct Stats {
 pub struct Replica<S: StateMachine> {
     me: MemberId,
     events: inbox::Sender<Event<S::Cookie>>,
-    callbacks: Sender<Callback<S::Cookie>>,
+    callbacks: inbox::Sender<Callback<S::Cookie>>,
     reads: Option<Sender<FastRead<S::Cookie>>>,
     published: Arc<Published>,
     app: Arc<RwLock<S>>,
@@ -281,7 +281,7 @@ impl<S: StateMachine> Replica<S> {
         published.executed.store(core.pointers().executed.0, Ordering::Release);
         let app = Arc::new(RwLock::new(app));
         let (events_tx, events) = inbox::unbounded();
-        let (callbacks_tx, callbacks) = unbounded();
+        let (callbacks_tx, callbacks) = inbox::unbounded();
         let (reads_tx, reads) = unbounded();
         let inline = matches!(config.journal, JournalKind::Nvm { dax: true });
         let writer = journal::start(journal, inline, events_tx.clone(), Arc::clone(&published), me)?;

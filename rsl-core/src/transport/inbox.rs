@@ -1,20 +1,25 @@
 //! Channels whose sends also wake one thread, so that a thread draining several of them
 //! (the engine: its own events, the Paxos port's messages, the learn port's status
-//! queries) waits with `thread::park` instead of `select!`.
+//! queries) waits with `thread::park` instead of `select!`, and a thread waiting on one
+//! (the execute thread) sleeps at once instead of spinning first.
 //!
-//! Why: a `select!` registers a waker on every channel and, once woken, unregisters
+//! Why: crossbeam's blocking receive spins about a hundred `pause`s and yields four times
+//! before it sleeps, which on a CPU shared with the threads a commit waits for takes their
+//! time. And a `select!` registers a waker on every channel and, once woken, unregisters
 //! them all under each channel's lock. A sender notifies under that same lock, so the
 //! engine, woken on the sender's CPU, preempts the sender while it still holds the lock
 //! and then sleeps on it: two more futex calls and context switches per wake-up, about
 //! one commit in two at one client. Unparking takes no lock.
 //!
-//! Invariant: every value sent is followed by a wake-up of the reader, once the reader
-//! named itself; a reader that drains every channel before parking misses nothing.
+//! Invariant: every value sent, and every sender dropped, is followed by a wake-up of the
+//! reader, once the reader named itself; a reader that drains every channel before
+//! parking misses nothing, not even the last sender gone.
 
-use crossbeam_channel::{SendError, TrySendError};
+use crossbeam_channel::{RecvTimeoutError, SendError, TryRecvError, TrySendError};
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
-use std::thread::Thread;
+use std::thread::{self, Thread};
+use std::time::Instant;
 
 /// The thread to wake: unset until the reader names itself.
 type Reader = Arc<OnceLock<Thread>>;
@@ -67,6 +72,13 @@ impl<T> Sender<T> {
     }
 }
 
+/// The last sender gone disconnects the channel, which a parked reader must see.
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.wake();
+    }
+}
+
 /// A channel's receiving end; it reads as a plain crossbeam receiver too.
 pub struct Receiver<T> {
     rx: crossbeam_channel::Receiver<T>,
@@ -77,8 +89,25 @@ impl<T> Receiver<T> {
     /// Makes the calling thread the one every send wakes, for the channel's life.
     /// Returns false if another thread was named before.
     pub fn wake_me(&self) -> bool {
-        let me = std::thread::current();
+        let me = thread::current();
         self.reader.get_or_init(|| me.clone()).id() == me.id()
+    }
+
+    /// Waits for a value until `deadline` (`None`: for ever), parked; the calling thread
+    /// must be the one named by [`Receiver::wake_me`].
+    pub fn park_recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(value) => return Ok(value),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            match deadline.map(|d| d.checked_duration_since(Instant::now())) {
+                None => thread::park(),
+                Some(Some(wait)) if !wait.is_zero() => thread::park_timeout(wait),
+                Some(_) => return Err(RecvTimeoutError::Timeout),
+            }
+        }
     }
 }
 
@@ -111,6 +140,29 @@ mod tests {
         tx.send(7).unwrap();
         let waited = reader.join().unwrap();
         assert!(waited < Duration::from_secs(10), "woken by the send, not the timeout: {waited:?}");
+    }
+
+    #[test]
+    fn a_parked_reader_gets_the_value_a_timeout_or_the_last_sender_gone() {
+        let (tx, rx) = unbounded::<u32>();
+        let spare = tx.clone();
+        let reader = std::thread::spawn(move || {
+            assert!(rx.wake_me());
+            let soon = Some(Instant::now() + Duration::from_millis(20));
+            assert_eq!(rx.park_recv(soon), Err(RecvTimeoutError::Timeout));
+            let values = [rx.park_recv(None), rx.park_recv(None)];
+            (values, rx.park_recv(Some(Instant::now() + Duration::from_secs(30))))
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        tx.send(1).unwrap();
+        drop(tx);
+        std::thread::sleep(Duration::from_millis(50));
+        spare.send(2).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(spare); // wakes the parked reader, or it times out
+        let (values, last) = reader.join().unwrap();
+        assert_eq!(values, [Ok(1), Ok(2)]);
+        assert_eq!(last, Err(RecvTimeoutError::Disconnected));
     }
 
     #[test]
