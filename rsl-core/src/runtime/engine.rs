@@ -27,6 +27,7 @@ use crate::transport::{inbox, member_socket, Transport};
 use crate::wire::{Version, WireVote};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_utils::Backoff;
 use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -199,6 +200,7 @@ impl<S: StateMachine> Engine<S> {
         if !(events.wake_me() && messages.wake_me() && status.wake_me()) {
             return Err(NodeError::Panicked("another thread drains this engine's inputs".to_owned()));
         }
+        let spin = inbox::spins();
         let now = self.now();
         self.perform_actions(now)?; // replays the decrees recovery proved chosen
         self.end_batch()?;
@@ -206,7 +208,7 @@ impl<S: StateMachine> Engine<S> {
             self.callback(Callback::Ready(ready))?;
         }
         while !self.stopping {
-            let batch = self.next_batch()?;
+            let batch = self.next_batch(spin)?;
             self.observe()?;
             for incoming in batch {
                 if self.stopping {
@@ -405,10 +407,15 @@ impl<S: StateMachine> Engine<S> {
         Ok(())
     }
 
-    /// Takes everything queued on the three inputs; if there is nothing, parks until a
-    /// send wakes it (see [`inbox`]) or the next deadline passes, and takes again.
-    fn next_batch(&self) -> Result<Vec<Incoming<S::Cookie>>, NodeError> {
-        let mut batch = self.take_queued()?;
+    /// Takes everything queued on the three inputs; if there is nothing, spins a little
+    /// (if `spin`: see [`inbox`]), then parks until a send wakes it or the next deadline
+    /// passes, and takes again.
+    fn next_batch(&self, spin: bool) -> Result<Vec<Incoming<S::Cookie>>, NodeError> {
+        let (mut batch, backoff) = (self.take_queued()?, Backoff::new());
+        while batch.is_empty() && spin && !backoff.is_completed() {
+            backoff.snooze();
+            batch = self.take_queued()?;
+        }
         if batch.is_empty() {
             let wait = self.replica.next_deadline().saturating_sub(self.now()).min(1_000_000);
             std::thread::park_timeout(Duration::from_micros(wait));

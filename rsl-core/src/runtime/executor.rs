@@ -84,20 +84,11 @@ pub(super) struct Executor<S: StateMachine> {
 
 impl<S: StateMachine> Executor<S> {
     pub fn run(mut self) {
-        // On a thread with one CPU, waiting parks at once: spinning first (crossbeam's
-        // receive, see [`inbox`]) would only take the time of the threads it waits for.
-        // With more, that spin keeps this CPU awake for the next callback, which saves
-        // the engine a cross-CPU wake-up: tens of µs in a VM.
-        let park =
-            std::thread::available_parallelism().is_ok_and(|n| n.get() == 1) && self.callbacks.wake_me();
+        let (named, spin) = (self.callbacks.wake_me(), inbox::spins());
+        debug_assert!(named, "the channel is the execute thread's alone");
         loop {
             let deadline = self.waiting.iter().map(|r| r.deadline).min();
-            let next = match (park, deadline) {
-                (true, _) => self.callbacks.park_recv(deadline),
-                (false, Some(d)) => self.callbacks.recv_deadline(d),
-                (false, None) => self.callbacks.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            let mut next = match next {
+            let mut next = match self.callbacks.park_recv(deadline, spin) {
                 Ok(callback) => Some(callback),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,

@@ -1,11 +1,13 @@
 //! Channels whose sends also wake one thread, so that a thread draining several of them
 //! (the engine: its own events, the Paxos port's messages, the learn port's status
-//! queries) waits with `thread::park` instead of `select!`, and a thread waiting on one
-//! (the execute thread) sleeps at once instead of spinning first.
+//! queries) waits with `thread::park` instead of `select!`, and a thread confined to one
+//! CPU sleeps at once instead of spinning first.
 //!
 //! Why: crossbeam's blocking receive spins about a hundred `pause`s and yields four times
-//! before it sleeps, which on a CPU shared with the threads a commit waits for takes their
-//! time. And a `select!` registers a waker on every channel and, once woken, unregisters
+//! before it sleeps. Where the thread may run on another CPU that keeps that CPU awake
+//! for the next message, which saves its sender a cross-CPU wake-up (tens of µs in a VM);
+//! on a CPU shared with the threads it waits for, it only takes their time. And a
+//! `select!` registers a waker on every channel and, once woken, unregisters
 //! them all under each channel's lock. A sender notifies under that same lock, so the
 //! engine, woken on the sender's CPU, preempts the sender while it still holds the lock
 //! and then sleeps on it: two more futex calls and context switches per wake-up, about
@@ -16,6 +18,7 @@
 //! parking misses nothing, not even the last sender gone.
 
 use crossbeam_channel::{RecvTimeoutError, SendError, TryRecvError, TrySendError};
+use crossbeam_utils::Backoff;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
@@ -79,6 +82,12 @@ impl<T> Drop for Sender<T> {
     }
 }
 
+/// Whether the calling thread should spin briefly before it parks: only where it may run
+/// on more than one CPU. Asked once per thread: it reads the thread's CPU affinity.
+pub fn spins() -> bool {
+    thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+}
+
 /// A channel's receiving end; it reads as a plain crossbeam receiver too.
 pub struct Receiver<T> {
     rx: crossbeam_channel::Receiver<T>,
@@ -93,14 +102,20 @@ impl<T> Receiver<T> {
         self.reader.get_or_init(|| me.clone()).id() == me.id()
     }
 
-    /// Waits for a value until `deadline` (`None`: for ever), parked; the calling thread
-    /// must be the one named by [`Receiver::wake_me`].
-    pub fn park_recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    /// Waits for a value until `deadline` (`None`: for ever), spinning first if `spin`
+    /// (see [`spins`]), then parked; the calling thread must be the one named by
+    /// [`Receiver::wake_me`].
+    pub fn park_recv(&self, deadline: Option<Instant>, spin: bool) -> Result<T, RecvTimeoutError> {
+        let backoff = Backoff::new();
         loop {
             match self.rx.try_recv() {
                 Ok(value) => return Ok(value),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
+            }
+            if spin && !backoff.is_completed() {
+                backoff.snooze();
+                continue;
             }
             match deadline.map(|d| d.checked_duration_since(Instant::now())) {
                 None => thread::park(),
@@ -149,9 +164,9 @@ mod tests {
         let reader = std::thread::spawn(move || {
             assert!(rx.wake_me());
             let soon = Some(Instant::now() + Duration::from_millis(20));
-            assert_eq!(rx.park_recv(soon), Err(RecvTimeoutError::Timeout));
-            let values = [rx.park_recv(None), rx.park_recv(None)];
-            (values, rx.park_recv(Some(Instant::now() + Duration::from_secs(30))))
+            assert_eq!(rx.park_recv(soon, true), Err(RecvTimeoutError::Timeout));
+            let values = [rx.park_recv(None, false), rx.park_recv(None, true)];
+            (values, rx.park_recv(Some(Instant::now() + Duration::from_secs(30)), false))
         });
         std::thread::sleep(Duration::from_millis(100));
         tx.send(1).unwrap();
