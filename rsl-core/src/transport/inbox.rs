@@ -3,15 +3,15 @@
 //! queries) waits with `thread::park` instead of `select!`, and a thread confined to one
 //! CPU sleeps at once instead of spinning first.
 //!
-//! Why: crossbeam's blocking receive spins about a hundred `pause`s and yields four times
-//! before it sleeps. Where the thread may run on another CPU that keeps that CPU awake
-//! for the next message, which saves its sender a cross-CPU wake-up (tens of µs in a VM);
-//! on a CPU shared with the threads it waits for, it only takes their time. And a
-//! `select!` registers a waker on every channel and, once woken, unregisters
-//! them all under each channel's lock. A sender notifies under that same lock, so the
-//! engine, woken on the sender's CPU, preempts the sender while it still holds the lock
-//! and then sleeps on it: two more futex calls and context switches per wake-up, about
-//! one commit in two at one client. Unparking takes no lock.
+//! Why: a `select!` registers a waker on every channel and, once woken, unregisters them
+//! all under each channel's lock. A sender notifies under that same lock, so the engine,
+//! woken on the sender's CPU, preempted the sender still holding it and then slept on it:
+//! two more futex calls and context switches, about once per commit at one client.
+//! Unparking takes no lock. And crossbeam's blocking receive spins about a hundred
+//! `pause`s and yields four times before it sleeps: where the thread may run on another
+//! CPU, that keeps the CPU awake for the next message and saves the sender a cross-CPU
+//! wake-up (tens of µs in a VM); on a CPU shared with the threads it waits for, it only
+//! takes their time.
 //!
 //! Invariant: every value sent, and every sender dropped, is followed by a wake-up of the
 //! reader, once the reader named itself; a reader that drains every channel before

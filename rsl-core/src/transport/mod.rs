@@ -7,7 +7,8 @@
 //!
 //! Layout: `tcp` owns sockets and threads; `gateway` turns untrusted stream bytes into
 //! admitted messages (every refusal counted); `outbox` is the bounded per-connection send
-//! queue with batched writes; `stats` holds the counters. [`learn`] is the learn port
+//! queue with batched writes; `stats` holds the counters; [`inbox`] is the channel that
+//! hands admitted messages to the runtime and wakes its engine. [`learn`] is the learn port
 //! (§4.5: FetchVotes, FetchCheckpoint, StatusQuery over raw connections), server and
 //! learner; `learn_stream` reads its records with the non-tolerant §5.2 rules.
 //! Invariants: nothing a peer sends reaches the runtime without passing the gateway, and
