@@ -2,8 +2,10 @@
 //! everything queued on its three inputs (its own event channel, the Paxos port, the learn
 //! port's status queries), parking until a send wakes it or the core's next deadline when
 //! there is nothing, steps the core through all of it, and then hands the batch's journal
-//! records to the writer in one message, so one sync covers the whole batch. Every action meant for
-//! the application goes to the execute thread, in the order the core emitted it.
+//! records to the writer in one message, so one sync covers the whole batch. Every action
+//! meant for the application goes to the execute thread, in the order the core emitted it,
+//! at the end of the batch: after the batch's messages, which waking that thread first
+//! would delay (a secondary's acceptance, say, behind the execution of the decree before).
 //!
 //! A refusal of peer-derived input (a message, learned votes) is counted and dropped: peers
 //! are not trusted. A refusal of the runtime's own input is a bug and stops the engine
@@ -129,6 +131,8 @@ pub(super) struct Engine<S: StateMachine> {
     /// Handed to learner threads, which report back on `events`.
     pub events_tx: inbox::Sender<Event<S::Cookie>>,
     pub callbacks: inbox::Sender<Callback<S::Cookie>>,
+    /// This batch's callbacks, sent at its end.
+    pub deferred: Vec<Callback<S::Cookie>>,
     /// For the callbacks of legacy class None, asked on this thread.
     pub app: Arc<RwLock<S>>,
     /// `m_useGlobalAcceptMessagesFlag`: the handle's flag decides instead of
@@ -185,7 +189,8 @@ impl<S: StateMachine> Engine<S> {
 
     /// Runs until stopped or failed, then stops the ports and lets the writer finish.
     pub fn run(mut self) -> Result<(), NodeError> {
-        let result = self.serve();
+        // A failed batch still delivers the callbacks it emitted before failing.
+        let result = self.serve().and(self.send_callbacks());
         self.transport.stop();
         self.learn.stop();
         let Writer::Thread { writes, thread } = self.writer else { return result };
@@ -203,10 +208,10 @@ impl<S: StateMachine> Engine<S> {
         let spin = inbox::spins();
         let now = self.now();
         self.perform_actions(now)?; // replays the decrees recovery proved chosen
-        self.end_batch()?;
         if let Some(ready) = self.ready.take() {
-            self.callback(Callback::Ready(ready))?;
+            self.callback(Callback::Ready(ready));
         }
+        self.end_batch()?;
         while !self.stopping {
             let batch = self.next_batch(spin)?;
             self.observe()?;
@@ -280,7 +285,7 @@ impl<S: StateMachine> Engine<S> {
             {
                 self.copy_from_secondary()?
             }
-            Event::LogRotated => self.callback(Callback::CheckpointDue)?,
+            Event::LogRotated => self.callback(Callback::CheckpointDue),
             Event::CanBecomePrimary(cookie) => {
                 self.step(now, Input::CanBecomePrimary(cookie.map(Bytes::from)))?
             }
@@ -354,7 +359,7 @@ impl<S: StateMachine> Engine<S> {
     fn shut_down(&mut self, now: u64) -> Result<(), NodeError> {
         self.published.shutting_down.store(true, Ordering::Release);
         self.step(now, Input::Shutdown)?;
-        self.callback(Callback::ShutDown)?;
+        self.callback(Callback::ShutDown);
         self.stopping = true;
         Ok(())
     }
@@ -471,6 +476,15 @@ impl<S: StateMachine> Engine<S> {
             }
         }
         self.published.primary.store(self.replica.is_primary(), Ordering::Release);
+        self.send_callbacks()
+    }
+
+    fn send_callbacks(&mut self) -> Result<(), NodeError> {
+        for callback in self.deferred.drain(..) {
+            if self.callbacks.send(callback).is_err() {
+                return Err(NodeError::Panicked("the execute thread ended".to_owned()));
+            }
+        }
         Ok(())
     }
 
@@ -500,8 +514,9 @@ impl<S: StateMachine> Engine<S> {
         }
     }
 
-    fn callback(&self, callback: Callback<S::Cookie>) -> Result<(), NodeError> {
-        self.callbacks.send(callback).map_err(|_| NodeError::Panicked("the execute thread ended".to_owned()))
+    /// Queues `callback` for the execute thread at the end of the batch.
+    fn callback(&mut self, callback: Callback<S::Cookie>) {
+        self.deferred.push(callback);
     }
 
     fn perform(&mut self, now: u64, action: Action) -> Result<(), NodeError> {
@@ -539,7 +554,7 @@ impl<S: StateMachine> Engine<S> {
                         |id| self.cookies.remove(&id).expect("the core returns only cookies it was given");
                     ids.into_iter().map(take).collect()
                 });
-                self.callback(Callback::Execute { vote, cookies })?;
+                self.callback(Callback::Execute { vote, cookies });
             }
             Action::Abort { cookie, reason } | Action::AbortReconfiguration { cookie, reason } => {
                 let change = matches!(action, Action::AbortReconfiguration { .. });
@@ -553,7 +568,7 @@ impl<S: StateMachine> Engine<S> {
                     Callback::AbortChange { cookie, status }
                 } else {
                     Callback::Abort { cookie, status }
-                })?;
+                });
             }
             Action::PersistBootstrap(members) => self.persist_bootstrap(&members)?,
             Action::FetchVotes { from, first } => self.fetch_votes(now, from, first)?,
@@ -565,13 +580,13 @@ impl<S: StateMachine> Engine<S> {
                 self.step(now, Input::CanBecomePrimary(answer))?;
             }
             // Behind the execution queue: asked once every chosen decree has executed.
-            Action::AskCanBecomePrimary => self.callback(Callback::CanBecomePrimary)?,
+            Action::AskCanBecomePrimary => self.callback(Callback::CanBecomePrimary),
             Action::NotifyStatus { primary } => {
                 self.published.primary.store(primary, Ordering::Release);
                 self.proposed.clear();
-                self.callback(Callback::NotifyStatus(primary))?;
+                self.callback(Callback::NotifyStatus(primary));
             }
-            Action::NotifyPrimaryRecovered => self.callback(Callback::PrimaryRecovered)?,
+            Action::NotifyPrimaryRecovered => self.callback(Callback::PrimaryRecovered),
             // Legacy's ShutDown path, once this batch's remaining actions are performed.
             Action::Relinquished => self.relinquished = true,
         }
@@ -586,7 +601,8 @@ impl<S: StateMachine> Engine<S> {
         let written = CheckpointWriter::create(&self.data_dir, header).and_then(CheckpointWriter::finish);
         written.map_err(|e| NodeError::Journal(format!("cannot persist the bootstrap set: {e}")))?;
         self.meet(members);
-        self.callback(Callback::Bootstrapped)
+        self.callback(Callback::Bootstrapped);
+        Ok(())
     }
 
     /// Copies a member's checkpoint on a thread of its own; `state_copied` reports the end.

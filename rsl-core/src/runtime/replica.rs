@@ -311,6 +311,7 @@ impl<S: StateMachine> Replica<S> {
             events,
             events_tx: events_tx.clone(),
             callbacks: callbacks_tx.clone(),
+            deferred: Vec::new(),
             app: Arc::clone(&app),
             global_accept_flag: config.use_global_accept_messages_flag,
             promote_while_catching_up: config.allow_primary_promotion_while_catching_up,
