@@ -24,7 +24,8 @@
 //! threads take part only under load, where they batch. With the nvm journal on DAX a
 //! secondary's engine persists the vote itself: five. The threads share
 //! only atomics (`Published`) and the application behind the callback lock; every other
-//! exchange is a message on a channel.
+//! exchange is a message on a channel. The engine and the execute thread wait parked on
+//! `transport::inbox` channels, spinning first only where they may run on another CPU.
 
 mod config;
 mod copy_state;
