@@ -290,25 +290,26 @@ fn a_read_only_file_system_refuses_the_start_or_stops_the_replica() {
 fn the_check_catches_a_journal_that_lost_acknowledged_records() {
     let port = port(4);
     let dir = work_dir().join("planted");
-    let newest_log = || {
+    let newest = |extension: &str| {
         std::fs::read_dir(dir.join("1"))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .filter(|p| p.extension().is_some_and(|e| e == extension))
             .map(|p| (p.file_stem().unwrap().to_str().unwrap().parse::<u64>().unwrap(), p))
             .max()
-            .unwrap()
     };
-    // A run whose newest log starts before its last executed decree, so that the log
-    // surely holds acknowledged requests (it starts with a new decree; the copies a clean
-    // stop writes after it as proofs are of decrees before).
+    // A run whose newest log starts before its last executed decree and after its newest
+    // checkpoint, so that the log surely holds acknowledged requests that nothing else
+    // does (it starts with a new decree; the copies a clean stop writes after it as proofs
+    // are of decrees before).
     let (first, newest) = loop {
         let _ = std::fs::remove_dir_all(&dir);
         let first = run(&dir, port, None, Duration::from_millis(300), false);
         assert!(first.status.success() && first.acked > 0, "{}", first.stderr);
-        let (decree, newest) = newest_log();
-        if decree < first.executed.unwrap() {
-            break (first, newest);
+        let (decree, log) = newest("log").unwrap();
+        let checkpoint = newest("codex").map_or(0, |(decree, _)| decree);
+        if decree < first.executed.unwrap() && checkpoint < decree {
+            break (first, log);
         }
     };
     std::fs::OpenOptions::new().write(true).open(&newest).unwrap().set_len(0).unwrap();
