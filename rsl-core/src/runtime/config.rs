@@ -65,6 +65,9 @@ pub struct RslConfig {
     /// The cluster's name, checked on every Paxos-port connection (rsl's addition: every
     /// member must set the same, so leave it unset beside legacy replicas).
     pub cluster_name: Option<String>,
+    /// How often `resolve_node` is asked again where each peer is (legacy's IPLookup
+    /// thread: every 30 s, not configurable there).
+    pub resolve_interval_ms: u64,
 }
 
 /// The Paxos-message transport of a replica; every member of a configuration must use the
@@ -136,6 +139,7 @@ impl Default for RslConfig {
             transport: TransportKind::Tcp,
             tls: None,
             cluster_name: None,
+            resolve_interval_ms: 30_000,
         }
     }
 }
@@ -162,7 +166,7 @@ impl RslConfig {
     /// Checks every field against the legacy range; the error names the legacy field.
     pub fn validate(&self) -> Result<(), RslConfigError> {
         let hour = (1, 3600);
-        let checks: [(&'static str, u64, (u64, u64)); 29] = [
+        let checks: [(&'static str, u64, (u64, u64)); 30] = [
             ("m_newLeaderGracePeriodSec", self.new_leader_grace_period_sec, hour),
             ("m_heartBeatIntervalSec", self.heart_beat_interval_sec, hour),
             ("m_electionDelaySec", self.election_delay_sec, hour),
@@ -192,6 +196,7 @@ impl RslConfig {
             ("m_maxMessageSizeMB", self.max_message_size_mb, (1, INT_MAX)),
             ("m_maxMessageAlertSizeMB", self.max_message_alert_size_mb, (0, INT_MAX)),
             ("window", self.window, (1, 4096)),
+            ("resolve_interval_ms", self.resolve_interval_ms, (1, 3_600_000)),
         ];
         for (field, value, (min, max)) in checks {
             if !(min..=max).contains(&value) {

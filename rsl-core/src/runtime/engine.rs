@@ -97,12 +97,22 @@ pub(super) enum Event<C> {
     Stop,
     /// A checkpoint copy of the engine's own (not `CopyState`'s) ended.
     CopyDone,
+    /// Where `resolve_node` now says each peer is.
+    Resolved(Vec<Member>),
 }
 
 enum Incoming<C> {
     Event(Event<C>),
     Message((Version, Message)),
     Status(StatusRequest),
+}
+
+/// When `resolve_node` is asked again where the peers are (legacy's IPLookup thread).
+pub(super) struct Resolving {
+    pub every: Duration,
+    pub next: Instant,
+    /// A lookup thread is out (the next starts after it answers, as [`Event::Resolved`]).
+    pub running: bool,
 }
 
 /// What the other threads published that the core must hear of.
@@ -149,6 +159,7 @@ pub(super) struct Engine<S: StateMachine> {
     pub defunct: u32,
     /// `m_cPQueryRetryIntervalSec`: how often a primary asks for a checkpoint to copy.
     pub copy_retry: Duration,
+    pub resolving: Resolving,
     /// Every member of every configuration this replica knew, for their learn ports (a
     /// replica learns from a newer configuration's members too).
     pub known: Vec<Member>,
@@ -237,8 +248,28 @@ impl<S: StateMachine> Engine<S> {
                 self.step(now, Input::Tick)?;
             }
             self.end_batch()?;
+            self.resolve_peers();
         }
         Ok(())
+    }
+
+    /// Asks `resolve_node` where each peer is, every `resolving.every`, on a thread of its
+    /// own: it may block (a name lookup, say).
+    fn resolve_peers(&mut self) {
+        if self.resolving.running || Instant::now() < self.resolving.next {
+            return;
+        }
+        let (app, me, peers) = (Arc::clone(&self.app), self.replica.id().clone(), self.known.clone());
+        let reply = self.events_tx.clone();
+        let spawned = std::thread::Builder::new().name("rsl-resolve".to_owned()).spawn(move || {
+            let resolved = peers.iter().map(|m| reachable(&*app.read(), &me, m)).collect();
+            let _ = reply.send(Event::Resolved(resolved));
+        });
+        self.resolving.next = Instant::now() + self.resolving.every;
+        match spawned {
+            Ok(_) => self.resolving.running = true,
+            Err(e) => tracing::warn!("cannot start a thread to resolve the peers: {e}; trying again later"),
+        }
     }
 
     fn on_event(&mut self, now: u64, event: Event<S::Cookie>) -> Result<(), NodeError> {
@@ -259,6 +290,14 @@ impl<S: StateMachine> Engine<S> {
                 self.copy_from_secondary()?
             }
             Event::CopyDone => {}
+            Event::Resolved(members) => {
+                self.resolving.running = false;
+                let moved: Vec<Member> = members.into_iter().filter(|m| !self.known.contains(m)).collect();
+                if !moved.is_empty() {
+                    tracing::info!("resolve_node moved {} peer(s)", moved.len());
+                    self.reach(moved);
+                }
+            }
             Event::CheckpointInstalled(decree) => {
                 tracing::warn!(
                     "installed a member's checkpoint {decree} (the members' logs no longer hold the decrees \
@@ -423,7 +462,8 @@ impl<S: StateMachine> Engine<S> {
         }
         if batch.is_empty() {
             let wait = self.replica.next_deadline().saturating_sub(self.now()).min(1_000_000);
-            std::thread::park_timeout(Duration::from_micros(wait));
+            let resolve = self.resolving.next.saturating_duration_since(Instant::now());
+            std::thread::park_timeout(Duration::from_micros(wait).min(resolve));
             batch = self.take_queued()?;
         }
         Ok(batch)
@@ -699,10 +739,16 @@ impl<S: StateMachine> Engine<S> {
     /// Talks to the members of a new configuration it did not know, and at their new
     /// addresses (as the application resolves them) to those it knew elsewhere.
     fn meet(&mut self, members: &MemberSet) {
-        let reachable: Vec<Member> = {
+        let reachable = {
             let app = self.app.read();
             members.members().iter().map(|m| reachable(&*app, self.replica.id(), m)).collect()
         };
+        self.reach(reachable);
+    }
+
+    /// Reaches the members of `reachable` at these addresses from now on: learning, copies
+    /// and the transport.
+    fn reach(&mut self, reachable: Vec<Member>) {
         for member in &reachable {
             match self.known.iter_mut().find(|m| m.id == member.id) {
                 Some(known) => known.clone_from(member),

@@ -92,9 +92,12 @@ pub trait StateMachine: Send + Sync + 'static {
     }
 
     /// Legacy `ResolveNode`, asked for each peer of the set a replica starts with and of
-    /// every configuration it installs: may set where to reach `member` (`ip`, ports), or
-    /// return false if it cannot (the configured address is used). The default changes
-    /// nothing: a member with IP 0 and a host name is looked up on every connection.
+    /// every configuration it installs, and again for every peer each
+    /// `RslConfig::resolve_interval_ms` (30 s) on a thread of its own, with the address
+    /// last resolved: may set where to reach `member` (`ip`, ports), or return false if it
+    /// cannot (the address it had is kept). A changed address is dialled from then on.
+    /// The default changes nothing: a member with IP 0 and a host name is looked up on
+    /// every connection.
     fn resolve_node(&self, _member: &mut Member) -> bool {
         true
     }

@@ -13,7 +13,9 @@ use rsl_core::wire::Version;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod membership;
@@ -41,6 +43,9 @@ struct Summer {
     save_after: Option<u64>,
     in_decree: bool,
     heard: Sender<Heard>,
+    /// While set, `resolve_node` places every peer at 127.0.0.99, where nothing listens;
+    /// otherwise at 127.0.0.<id>, as `member` configures it.
+    hidden: Option<Arc<AtomicBool>>,
 }
 
 impl StateMachine for Summer {
@@ -117,6 +122,14 @@ impl StateMachine for Summer {
         let _ = self.heard.send(Heard::ChangeAborted { status, cookie });
     }
 
+    fn resolve_node(&self, member: &mut Member) -> bool {
+        if let Some(hidden) = &self.hidden {
+            let last = if hidden.load(Ordering::Relaxed) { 99 } else { member.id.as_str().parse().unwrap() };
+            member.ip = member_ip(Ipv4Addr::new(127, 0, 0, last));
+        }
+        true
+    }
+
     fn shut_down(&mut self, status: ResponseCode) {
         assert_eq!(status, ResponseCode::ShuttingDown);
         let _ = self.heard.send(Heard::ShutDown);
@@ -178,7 +191,7 @@ fn start_with(
     version: Version,
 ) -> Node {
     let (heard, rx) = channel();
-    let app = Summer { sum: 0, save_after, in_decree: false, heard };
+    let app = Summer { sum: 0, save_after, in_decree: false, heard, hidden: None };
     let id = MemberId::new(id).unwrap();
     let replica = Replica::initialize(config, members.clone(), &id, version, app).unwrap();
     Node { replica, heard: rx }
@@ -344,7 +357,7 @@ fn callbacks_keep_the_legacy_contracts() {
 
     // Offline replay reads the same directory to the same state, or stops at a decree.
     let (heard, _rx) = channel();
-    let mut replayed = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let mut replayed = Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: None };
     let one = dir.join("1");
     let last = replay(&mut replayed, &one, Decree(u64::MAX)).unwrap();
     assert_eq!(replayed.sum, 1055);
@@ -369,7 +382,7 @@ fn a_config_value_out_of_range_names_the_field() {
     let nowhere = RslConfig { working_dir: PathBuf::new(), ..RslConfig::default() };
     assert_eq!(nowhere.validate(), Err(RslConfigError::EmptyWorkingDir));
     let (heard, _rx) = channel();
-    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: None };
     let members = members();
     let bad = RslConfig { max_log_len_mb: 0, ..config(&dir) };
     let err =
@@ -479,6 +492,34 @@ fn a_primary_of_a_higher_version_raises_its_followers() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Legacy asks `ResolveNode` again every 30 s: peers it could not find at start are
+/// reached once it can (a name that resolves later, a member that moved).
+#[test]
+fn peers_resolve_node_finds_only_later_are_reached_there() {
+    let dir = temp_dir("resolve");
+    let (members, hidden) = (members(), Arc::new(AtomicBool::new(true)));
+    let config = RslConfig { resolve_interval_ms: 100, ..config(&dir) };
+    let start = |id: &str| {
+        let (heard, rx) = channel();
+        let app =
+            Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: Some(Arc::clone(&hidden)) };
+        let replica =
+            Replica::initialize(&config, members.clone(), &MemberId::new(id).unwrap(), Version::V7, app);
+        Node { replica: replica.unwrap(), heard: rx }
+    };
+    let nodes: Vec<Node> = ["1", "2", "3"].iter().map(|id| start(id)).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(nodes.iter().all(|n| !n.replica.is_primary()), "no election while every peer is hidden");
+    hidden.store(false, Ordering::Relaxed);
+    let first = primary(&nodes, None);
+    nodes[first].replica.replicate_request(&value(7), 7).unwrap();
+    for node in &nodes {
+        expect(node, "the request, everywhere", |h| matches!(h, Heard::Executed { value: 7, .. }));
+    }
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_cluster_over_the_in_process_transport_commits_and_fails_over() {
     let dir = temp_dir("channels");
@@ -486,7 +527,7 @@ fn a_cluster_over_the_in_process_transport_commits_and_fails_over() {
     let network = ChannelNetwork::default();
     let start = |id: &str| {
         let (heard, rx) = channel();
-        let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+        let app = Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: None };
         let id = MemberId::new(id).unwrap();
         let transport = network.join(id.clone(), Version::V7, 1024);
         let replica = Replica::initialize_with_transport(
@@ -625,7 +666,7 @@ fn full_logs_make_secondaries_checkpoint_and_covered_logs_go() {
     };
     grow(&[0; 100]);
     let (heard, _) = channel();
-    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: None };
     let err = Replica::initialize(&config, members.clone(), &id, Version::V7, app).err().unwrap().to_string();
     assert!(err.contains("no checkpoint loads") && err.contains("its header says"), "{err}");
     for path in &codex {
@@ -658,7 +699,7 @@ fn restart_empties_temp_reads_defunct_txt_and_refuses_missing_logs() {
     let data = dir.join("1");
     let restart = || {
         let (heard, _) = channel();
-        let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+        let app = Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: None };
         Replica::initialize(&config(&dir), one.clone(), &MemberId::new("1").unwrap(), Version::V7, app)
     };
 
@@ -724,7 +765,7 @@ fn a_log_missing_between_others_fails_the_restart_and_loses_nothing() {
     assert!(logs.len() >= 3, "3.75 MiB of requests fill several 1 MiB logs: {logs:?}");
     let restart = || {
         let (heard, _) = channel();
-        let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+        let app = Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: None };
         Replica::initialize(&config, one.clone(), &MemberId::new("1").unwrap(), Version::V7, app)
     };
 
@@ -800,7 +841,7 @@ fn the_rdma_transport_refuses_to_start_and_names_the_alternatives() {
     let one = MemberSet::new(members().members()[..1].to_vec(), Default::default()).unwrap();
     let config = RslConfig { transport: TransportKind::Rdma(RdmaConfig::default()), ..config(&dir) };
     let (heard, _) = channel();
-    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: None };
     let err =
         Replica::initialize(&config, one, &MemberId::new("1").unwrap(), Version::V7, app).err().unwrap();
     let err = err.to_string();

@@ -6,7 +6,7 @@ use super::*;
 /// `me` started with the new `Initialize` (no member set): it waits for a bootstrap.
 fn start_for_bootstrap(dir: &Path, me: &Member) -> Node {
     let (heard, rx) = channel();
-    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: None };
     let replica = Replica::initialize_for_bootstrap(&config(dir), me.clone(), Version::V7, app).unwrap();
     Node { replica, heard: rx }
 }
@@ -61,7 +61,7 @@ fn bootstrap_by_call_and_by_message_then_restart_bootstrapped() {
     let set = members();
     let start_new = |i: usize| start_for_bootstrap(&dir, &set.members()[i]);
     let (heard, _rx) = channel();
-    let app = Summer { sum: 0, save_after: None, in_decree: false, heard };
+    let app = Summer { sum: 0, save_after: None, in_decree: false, heard, hidden: None };
     let old = Replica::initialize_for_bootstrap(&config(&dir), set.members()[0].clone(), Version::V3, app);
     assert!(old.is_err_and(|e| e.to_string().contains("version 4")));
     let mut nodes: Vec<Node> = (0..3).map(start_new).collect();
