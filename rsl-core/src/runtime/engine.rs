@@ -29,7 +29,6 @@ use crate::transport::{inbox, member_socket, Transport};
 use crate::wire::{Version, WireVote};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use crossbeam_utils::Backoff;
 use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -216,7 +215,6 @@ impl<S: StateMachine> Engine<S> {
         if !(events.wake_me() && messages.wake_me() && status.wake_me()) {
             return Err(NodeError::Panicked("another thread drains this engine's inputs".to_owned()));
         }
-        let spin = inbox::spins();
         let now = self.now();
         self.perform_actions(now)?; // replays the decrees recovery proved chosen
         if let Some(ready) = self.ready.take() {
@@ -224,7 +222,7 @@ impl<S: StateMachine> Engine<S> {
         }
         self.end_batch()?;
         while !self.stopping {
-            let batch = self.next_batch(spin)?;
+            let batch = self.next_batch()?;
             self.observe()?;
             for incoming in batch {
                 if self.stopping {
@@ -451,15 +449,12 @@ impl<S: StateMachine> Engine<S> {
         Ok(())
     }
 
-    /// Takes everything queued on the three inputs; if there is nothing, spins a little
-    /// (if `spin`: see [`inbox`]), then parks until a send wakes it or the next deadline
-    /// passes, and takes again.
-    fn next_batch(&self, spin: bool) -> Result<Vec<Incoming<S::Cookie>>, NodeError> {
-        let (mut batch, backoff) = (self.take_queued()?, Backoff::new());
-        while batch.is_empty() && spin && !backoff.is_completed() {
-            backoff.snooze();
-            batch = self.take_queued()?;
-        }
+    /// Takes everything queued on the three inputs; if there is nothing, parks until a
+    /// send wakes it (see [`inbox`]) or the next deadline passes, and takes again. It does
+    /// not spin first: that took a fifth of pipelined throughput (one request per decree,
+    /// 64 in flight) for 8 % of one client's unpinned latency.
+    fn next_batch(&self) -> Result<Vec<Incoming<S::Cookie>>, NodeError> {
+        let mut batch = self.take_queued()?;
         if batch.is_empty() {
             let wait = self.replica.next_deadline().saturating_sub(self.now()).min(1_000_000);
             let resolve = self.resolving.next.saturating_duration_since(Instant::now());
