@@ -25,7 +25,8 @@
 //! secondary's engine persists the vote itself: five. The threads share
 //! only atomics (`Published`) and the application behind the callback lock; every other
 //! exchange is a message on a channel. The engine and the execute thread wait parked on
-//! `transport::inbox` channels, spinning first only where they may run on another CPU.
+//! `transport::inbox` channels; the execute thread spins first where it may run on
+//! another CPU, the engine never (that cost pipelined throughput).
 
 mod config;
 mod copy_state;
