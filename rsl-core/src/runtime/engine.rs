@@ -14,6 +14,7 @@
 use super::copy_state::Copier;
 use super::executor::Callback;
 use super::journal::{append_all, timed, Writer, Writes};
+use super::resolve::{reachable, Resolving};
 use super::state_machine::{ResponseCode, StateMachine};
 use super::{NodeError, Published};
 use crate::paxos::{
@@ -104,14 +105,6 @@ enum Incoming<C> {
     Event(Event<C>),
     Message((Version, Message)),
     Status(StatusRequest),
-}
-
-/// When `resolve_node` is asked again where the peers are (legacy's IPLookup thread).
-pub(super) struct Resolving {
-    pub every: Duration,
-    pub next: Instant,
-    /// A lookup thread is out (the next starts after it answers, as [`Event::Resolved`]).
-    pub running: bool,
 }
 
 /// What the other threads published that the core must hear of.
@@ -246,28 +239,9 @@ impl<S: StateMachine> Engine<S> {
                 self.step(now, Input::Tick)?;
             }
             self.end_batch()?;
-            self.resolve_peers();
+            self.resolving.start_if_due(&self.app, self.replica.id(), &self.known, &self.events_tx);
         }
         Ok(())
-    }
-
-    /// Asks `resolve_node` where each peer is, every `resolving.every`, on a thread of its
-    /// own: it may block (a name lookup, say).
-    fn resolve_peers(&mut self) {
-        if self.resolving.running || Instant::now() < self.resolving.next {
-            return;
-        }
-        let (app, me, peers) = (Arc::clone(&self.app), self.replica.id().clone(), self.known.clone());
-        let reply = self.events_tx.clone();
-        let spawned = std::thread::Builder::new().name("rsl-resolve".to_owned()).spawn(move || {
-            let resolved = peers.iter().map(|m| reachable(&*app.read(), &me, m)).collect();
-            let _ = reply.send(Event::Resolved(resolved));
-        });
-        self.resolving.next = Instant::now() + self.resolving.every;
-        match spawned {
-            Ok(_) => self.resolving.running = true,
-            Err(e) => tracing::warn!("cannot start a thread to resolve the peers: {e}; trying again later"),
-        }
     }
 
     fn on_event(&mut self, now: u64, event: Event<S::Cookie>) -> Result<(), NodeError> {
@@ -289,7 +263,7 @@ impl<S: StateMachine> Engine<S> {
             }
             Event::CopyDone => {}
             Event::Resolved(members) => {
-                self.resolving.running = false;
+                self.resolving.answered();
                 let moved: Vec<Member> = members.into_iter().filter(|m| !self.known.contains(m)).collect();
                 if !moved.is_empty() {
                     tracing::info!("resolve_node moved {} peer(s)", moved.len());
@@ -457,8 +431,7 @@ impl<S: StateMachine> Engine<S> {
         let mut batch = self.take_queued()?;
         if batch.is_empty() {
             let wait = self.replica.next_deadline().saturating_sub(self.now()).min(1_000_000);
-            let resolve = self.resolving.next.saturating_duration_since(Instant::now());
-            std::thread::park_timeout(Duration::from_micros(wait).min(resolve));
+            std::thread::park_timeout(Duration::from_micros(wait).min(self.resolving.until_due()));
             batch = self.take_queued()?;
         }
         Ok(batch)
@@ -794,25 +767,5 @@ impl<S: StateMachine> Engine<S> {
             self.step_untrusted(now, Input::Learned { from, votes: Vec::new() })?;
         }
         Ok(())
-    }
-}
-
-/// Where to reach `member`: as the application's `resolve_node` says, else as configured
-/// (and this replica itself always as configured: it listens there).
-pub(super) fn reachable<S: StateMachine>(app: &S, me: &MemberId, member: &Member) -> Member {
-    let mut resolved = member.clone();
-    if member.id == *me {
-        return resolved;
-    }
-    match app.resolve_node(&mut resolved) {
-        true if resolved.id == member.id && resolved.rsl_port != 0 && resolved.learn_port != 0 => resolved,
-        true => {
-            tracing::warn!("resolve_node changed the id or zeroed a port of {}: ignored", member.id);
-            member.clone()
-        }
-        false => {
-            tracing::warn!("resolve_node could not resolve {}: its configured address is used", member.id);
-            member.clone()
-        }
     }
 }

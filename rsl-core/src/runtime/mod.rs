@@ -13,7 +13,8 @@
 //! - the execute thread (`executor`): every callback of the application that legacy runs
 //!   on its execute or main loop, in the order the core emitted them; checkpoints.
 //! - `m_numReaderThreads` fast-read workers (`readers`).
-//! - a short-lived learner per `FetchVotes`, streaming a peer's journal.
+//! - a short-lived learner per `FetchVotes`, streaming a peer's journal, and a short-lived
+//!   resolver every `resolve_interval_ms`, asking `resolve_node` where the peers are.
 //!
 //! Hand-offs per commit, seven on the critical path with the file journal: client →
 //! engine; on each secondary, reader → engine → journal writer → engine; on the primary,
@@ -36,6 +37,7 @@ mod journal;
 mod readers;
 mod replay;
 mod replica;
+mod resolve;
 mod restore;
 mod state_machine;
 

@@ -2,10 +2,11 @@
 //! non-virtual methods, spec §1.7).
 
 use super::config::{JournalKind, RslConfig, TransportKind};
-use super::engine::{reachable, Engine, Event, Inspect, Observed, Resolving, View};
+use super::engine::{Engine, Event, Inspect, Observed, View};
 use super::executor::{Callback, Executor};
 use super::journal::{self, Durable};
 use super::readers::{self, FastRead};
+use super::resolve::{reachable, Resolving};
 use super::restore::restore;
 use super::state_machine::{ResponseCode, StateMachine};
 use super::{panic_message, NodeError, Published, LISTEN_ON_ALL_IPS};
@@ -304,7 +305,6 @@ impl<S: StateMachine> Replica<S> {
         executor.schedule_checkpoint(50); // the first interval gets ±50 %
         let executor = spawn(format!("rsl-execute-{me}"), move || executor.run())?;
         let (ready_tx, ready) = bounded(1);
-        let resolve_every = Duration::from_millis(config.resolve_interval_ms);
         let transport_counters = transport.counters();
         let engine = Engine::<S> {
             replica: core,
@@ -321,11 +321,7 @@ impl<S: StateMachine> Replica<S> {
             data_dir,
             defunct,
             copy_retry: Duration::from_secs(config.c_p_query_retry_interval_sec),
-            resolving: Resolving {
-                every: resolve_every,
-                next: Instant::now() + resolve_every,
-                running: false,
-            },
+            resolving: Resolving::every(Duration::from_millis(config.resolve_interval_ms)),
             known,
             learn,
             writer,
